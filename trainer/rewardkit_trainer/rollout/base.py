@@ -1,0 +1,72 @@
+"""The rollout seam: anything that samples G completions per prompt plugs in here.
+
+The trainer owns the policy; an engine owns whatever copy it samples from (the policy
+itself for the built-in transformers engine, a colocated vLLM for the vLLM engine) and
+is told after every optimizer step to follow the new weights.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+__all__ = ["SamplingParams", "Rollout", "RolloutEngine"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What to sample. Names follow TRL's GRPOConfig."""
+
+    num_generations: int = 8
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0: off
+    seed: int | None = None
+
+
+@dataclass
+class Rollout:
+    """G completions for each of P prompts, grouped: prompt i owns rows [i*G, (i+1)*G).
+
+    ``completion_ids`` exclude the prompt and any padding; an EOS token that ended a
+    completion is included. ``logprobs`` are the sampler's per-token log-probabilities of
+    the chosen tokens (same lengths as ``completion_ids``), or None when the engine cannot
+    give them. ``truncated[j]`` is True when row j hit ``max_completion_length`` without EOS.
+    """
+
+    prompt_ids: list[list[int]]  # one per prompt (P rows), without padding
+    completion_ids: list[list[int]]  # P*G rows
+    texts: list[str]  # P*G decoded completions (special tokens skipped)
+    truncated: list[bool]  # P*G
+    logprobs: list[list[float]] | None = None
+    stats: dict[str, Any] = field(default_factory=dict)  # e.g. seconds, tokens
+
+    @property
+    def num_completions(self) -> int:
+        return len(self.completion_ids)
+
+
+class RolloutEngine(abc.ABC):
+    """Interface the trainer talks to. Engines must be usable from one thread."""
+
+    name: str = "engine"
+
+    @abc.abstractmethod
+    def generate(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams) -> Rollout:
+        """Sample ``params.num_generations`` completions for each tokenized prompt."""
+
+    @abc.abstractmethod
+    def update_weights(self, model: Any) -> None:
+        """Follow the policy after an optimizer step (``model`` is the trainer's policy,
+        possibly a peft model). Must leave no stale cache behind."""
+
+    def sleep(self) -> None:
+        """Release accelerator memory between rollouts where the engine can (default: no-op)."""
+
+    def wake_up(self) -> None:
+        """Undo :meth:`sleep` before the next rollout (default: no-op)."""
+
+    def close(self) -> None:
+        """Free everything the engine holds (default: no-op)."""
