@@ -1,0 +1,73 @@
+"""The Component base: never raises on model output, TRL's call contract, names."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rewardkit import InvalidArgument, Score, Scorer, Status, completion_text
+
+
+class LongEnough(Scorer):
+    def _score(self, text, **columns):
+        return len(text) >= 4
+
+
+class Boom(Scorer):
+    def _score(self, text, **columns):
+        raise RuntimeError("boom")
+
+
+class EchoColumn(Scorer):
+    def _score(self, text, *, answer=None, **columns):
+        return Score.ok(1.0 if text == answer else 0.0, answer=text)
+
+
+def test_name_is_stable_and_is_dunder_name():
+    assert LongEnough().__name__ == "long_enough"
+    assert LongEnough(name="len4").__name__ == "len4"
+    assert LongEnough.__name__ == "LongEnough"  # the class keeps its own name
+
+
+@pytest.mark.parametrize("bad", ["", "  ", 3])
+def test_bad_name_raises_naming_the_field(bad):
+    with pytest.raises(InvalidArgument, match="name="):
+        LongEnough(name=bad)
+
+
+def test_exceptions_become_error_scores():
+    s = Boom().score("anything")
+    assert s.status is Status.ERROR and "boom" in s.reason and s.elapsed >= 0
+
+
+def test_trl_signature_plain_and_conversational():
+    conv = [[{"role": "assistant", "content": "hello"}], [{"role": "assistant", "content": "hi"}]]
+    assert LongEnough()(prompts=["p", "q"], completions=conv) == [1.0, 0.0]
+    assert LongEnough()(completions=["abcd", "a"], trainer_state=object(), log_metric=print) == [1.0, 0.0]
+
+
+def test_dataset_columns_arrive_per_row():
+    out = EchoColumn()(prompts=["p1", "p2"], completions=["7", "8"], answer=["7", "9"])
+    assert out == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "completion, text",
+    [
+        (None, ""),
+        (b"bytes", "bytes"),
+        ({"role": "assistant", "content": "x"}, "x"),
+        ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "a"),
+        ([{"role": "assistant", "content": [{"type": "text", "text": "t"}, {"type": "image"}]}], "t"),
+        (42, "42"),
+    ],
+)
+def test_completion_text_shapes(completion, text):
+    assert completion_text(completion) == text
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.recursive(st.none() | st.text() | st.integers(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=10))
+def test_completion_text_never_raises(obj):
+    assert isinstance(completion_text(obj), str)
