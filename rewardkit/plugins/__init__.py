@@ -1,0 +1,368 @@
+"""Plugins: the registry behind :func:`rewardkit.get` and :func:`rewardkit.available`.
+
+A plugin is a module (or any object) with functions marked ``@hookimpl`` that implement
+the hooks in :mod:`rewardkit.plugins.hookspecs`; a distribution exposes it through the
+``rewardkit`` entry-point group. rewardkit's own components are registered by
+``rewardkit._builtins`` through the very same hooks.
+
+Behaviour and limits:
+
+- Entry points are read lazily, once, on the first :func:`get`, :func:`available` or
+  :func:`list_plugins`; a plugin installed later in the same process needs :func:`reload`.
+- ``REWARDKIT_PLUGINS`` (read at load time) is a comma-separated allowlist of distribution
+  or entry-point names; set but empty, no third-party plugin loads. Built-ins always load.
+- Loading is all or nothing and loud: a plugin that fails to import, implements an
+  unknown hook, or registers a name that is already taken raises :class:`PluginError`
+  naming the distribution(s) involved, and nothing is half-registered. Names are never
+  renamed to dodge a clash: a rubric must mean the same thing on every machine.
+- Names are global across kinds (``get`` takes only a name).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as metadata
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from ..errors import NotFound, PluginError, invalid
+from . import hookspecs
+from .hookspecs import hookimpl
+
+__all__ = [
+    "hookimpl",
+    "get",
+    "available",
+    "list_plugins",
+    "add_plugin",
+    "reload",
+    "plugin_manager",
+    "entry",
+    "Entry",
+    "Registry",
+    "KINDS",
+    "GROUP",
+    "ENV_VAR",
+]
+
+PROJECT = "rewardkit"
+GROUP = "rewardkit"  # entry-point group
+ENV_VAR = "REWARDKIT_PLUGINS"
+KINDS = ("verifier", "scorer", "rubric")
+_HOOKS = {"verifier": "register_verifiers", "scorer": "register_scorers", "rubric": "register_rubrics"}
+_BUILTINS = "rewardkit._builtins"
+# ':' is reserved for the CLI's module:attr form, whitespace would not survive a shell
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered factory and where it came from."""
+
+    name: str
+    kind: str
+    factory: Callable[..., Any] = field(repr=False)
+    description: str
+    distribution: str
+    version: str
+
+    def info(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "distribution": self.distribution,
+            "version": self.version,
+        }
+
+
+@dataclass
+class _Plugin:
+    key: str  # name inside the pluggy manager
+    distribution: str
+    version: str
+    entry_point: str | None
+    obj: Any = field(repr=False)
+    registers: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
+
+
+def _normalize(name: str) -> str:
+    # PEP 503: distribution names compare case-insensitively with -, _ and . alike
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def _rewardkit_version() -> str:
+    try:
+        return metadata.version("rewardkit")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        from .. import __version__
+
+        return __version__
+
+
+class Registry:
+    """Loads plugins once and maps names to factories. One default instance serves the
+    module-level functions; tests may build their own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._added: list[tuple[Any, str]] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pm: pluggy.PluginManager | None = None
+        self._plugins: list[_Plugin] = []
+        self._entries: dict[str, Entry] | None = None
+
+    # loading -------------------------------------------------------------------------
+    def _ensure(self) -> dict[str, Entry]:
+        entries = self._entries
+        if entries is not None:
+            return entries
+        with self._lock:
+            if self._entries is None:
+                self._load()
+            assert self._entries is not None
+            return self._entries
+
+    def _load(self) -> None:
+        pm = pluggy.PluginManager(PROJECT)
+        pm.add_hookspecs(hookspecs)
+        builtins = importlib.import_module(_BUILTINS)
+        plugins = [self._add(pm, builtins, "rewardkit", _rewardkit_version(), f"builtins = {_BUILTINS}")]
+        for ep in _allowed(_entry_points()):
+            dist = ep.dist.name if ep.dist is not None else ep.name
+            version = ep.dist.version if ep.dist is not None else "unknown"
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {dist!r} (entry point {ep.name} = {ep.value}) failed to import: "
+                    f"{type(exc).__name__}: {exc}; fix or uninstall it, or leave it out with {ENV_VAR}"
+                ) from exc
+            plugins.append(self._add(pm, obj, dist, version, f"{ep.name} = {ep.value}"))
+        for obj, name in self._added:
+            plugins.append(self._add(pm, obj, name, "unknown", None))
+        _check_pending(pm, plugins)
+        entries: dict[str, Entry] = {}
+        for plugin in plugins:
+            for kind, hook in _HOOKS.items():
+                _call_hook(pm, plugin, kind, hook, entries)
+        self._pm, self._plugins, self._entries = pm, plugins, dict(sorted(entries.items()))
+
+    @staticmethod
+    def _add(pm: pluggy.PluginManager, obj: Any, dist: str, version: str, ep: str | None) -> _Plugin:
+        key = f"{dist}:{ep.split(' = ')[0]}" if ep else dist
+        for hook in _HOOKS.values():
+            fn = getattr(obj, hook, None)
+            if callable(fn) and pm.parse_hookimpl_opts(obj, hook) is None:
+                raise PluginError(f"plugin {dist!r} defines {hook}() but does not mark it with @hookimpl")
+        try:
+            pm.register(obj, name=key)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {dist!r} is invalid: {exc}") from exc
+        except ValueError as exc:  # the same object registered twice
+            raise PluginError(f"plugin {dist!r} could not be registered: {exc}") from exc
+        return _Plugin(key, dist, version, ep, obj)
+
+    # public --------------------------------------------------------------------------
+    def get(self, name: str, **options: Any) -> Any:
+        if not isinstance(name, str):
+            raise invalid("name", name, "must be a string")
+        entries = self._ensure()
+        entry = entries.get(name)
+        if entry is None:
+            raise NotFound(_not_found_message(name, entries))
+        return entry.factory(**options)
+
+    def available(self, kind: str | None = None) -> dict[str, dict[str, str]]:
+        if kind is not None and kind not in KINDS:
+            raise invalid("kind", kind, f"must be one of {', '.join(KINDS)} or None")
+        return {n: e.info() for n, e in self._ensure().items() if kind is None or e.kind == kind}
+
+    def entry(self, name: str) -> Entry:
+        entries = self._ensure()
+        if name not in entries:
+            raise NotFound(_not_found_message(name, entries))
+        return entries[name]
+
+    def list_plugins(self) -> list[dict[str, Any]]:
+        self._ensure()
+        return [
+            {
+                "name": p.key,
+                "distribution": p.distribution,
+                "version": p.version,
+                "entry_point": p.entry_point,
+                "registers": {k: v for k, v in p.registers.items() if v},
+            }
+            for p in self._plugins
+        ]
+
+    def plugin_manager(self) -> pluggy.PluginManager:
+        self._ensure()
+        assert self._pm is not None
+        return self._pm
+
+    def add_plugin(self, obj: Any, *, name: str) -> None:
+        """Register an in-process plugin (an object with ``@hookimpl`` functions) as if it
+        were installed under distribution ``name``. Validated at once; kept until reload."""
+        if not isinstance(name, str) or not name.strip():
+            raise invalid("name", name, "must be a non-empty string")
+        with self._lock:
+            self._added.append((obj, name))
+            self._reset()
+            try:
+                self._ensure()
+            except Exception:
+                self._added.pop()
+                self._reset()
+                raise
+
+    def reload(self) -> None:
+        """Forget everything loaded (and every add_plugin); the next use reads entry points again."""
+        with self._lock:
+            self._added.clear()
+            self._reset()
+            importlib.invalidate_caches()
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for ep in metadata.entry_points(group=GROUP):
+        if ep.value.strip() == _BUILTINS:  # registered directly, installed or not
+            continue
+        key = (_normalize(ep.dist.name) if ep.dist is not None else "", ep.name)
+        if key not in seen:  # one distribution found twice on sys.path
+            seen.add(key)
+            out.append(ep)
+    return out
+
+
+def _allowed(eps: list[metadata.EntryPoint]) -> list[metadata.EntryPoint]:
+    raw = os.environ.get(ENV_VAR)
+    if raw is None:
+        return eps
+    wanted = {_normalize(n) for n in raw.split(",") if n.strip()}
+    return [
+        ep
+        for ep in eps
+        if _normalize(ep.name) in wanted or (ep.dist is not None and _normalize(ep.dist.name) in wanted)
+    ]
+
+
+def _check_pending(pm: pluggy.PluginManager, plugins: list[_Plugin]) -> None:
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        dist = next((p.distribution for p in plugins if p.obj is exc.plugin), repr(exc.plugin))
+        unknown = [
+            name
+            for name, caller in vars(pm.hook).items()
+            if not caller.has_spec() and any(i.plugin is exc.plugin for i in caller.get_hookimpls())
+        ]
+        hook = unknown[0] if unknown else "?"
+        close = difflib.get_close_matches(hook, list(_HOOKS.values()), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PluginError(
+            f"plugin {dist!r} implements unknown hook {hook!r}{hint} "
+            f"(rewardkit's hooks: {', '.join(_HOOKS.values())})"
+        ) from exc
+
+
+def _call_hook(pm: pluggy.PluginManager, plugin: _Plugin, kind: str, hook: str, entries: dict[str, Entry]) -> None:
+    def register(name: str, factory: Callable[..., Any], *, description: str = "") -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise PluginError(
+                f"plugin {plugin.distribution!r} registered {kind} name {name!r}: "
+                "a name must start with a letter or _ and hold only letters, digits, _ . -"
+            )
+        if not callable(factory):
+            raise PluginError(f"plugin {plugin.distribution!r} registered {kind} {name!r} with a non-callable factory {factory!r}")
+        if not isinstance(description, str):
+            raise PluginError(f"plugin {plugin.distribution!r} gave {kind} {name!r} a non-string description {description!r}")
+        old = entries.get(name)
+        if old is not None:
+            raise PluginError(
+                f"name {name!r} is registered twice: as a {old.kind} by distribution {old.distribution!r} "
+                f"and as a {kind} by distribution {plugin.distribution!r}; uninstall one of them or "
+                f"leave one out with {ENV_VAR}"
+            )
+        entries[name] = Entry(name, kind, factory, description.strip(), plugin.distribution, plugin.version)
+        plugin.registers[kind].append(name)
+
+    caller = getattr(pm.hook, hook)
+    for impl in caller.get_hookimpls():
+        if impl.plugin is not plugin.obj:
+            continue
+        if impl.hookwrapper or impl.wrapper:
+            raise PluginError(f"plugin {plugin.distribution!r}: {hook} must not be a hook wrapper")
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {plugin.distribution!r} failed in {hook}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _not_found_message(name: str, entries: dict[str, Entry]) -> str:
+    msg = f"no verifier, scorer or rubric is registered as {name!r}"
+    close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.6)
+    if close:
+        msg += f"; did you mean {', '.join(map(repr, close))}?"
+    else:
+        msg += f"; registered: {', '.join(entries) or '(none)'}"
+    raw = os.environ.get(ENV_VAR)
+    if raw is not None:
+        msg += f" (third-party plugins limited by {ENV_VAR}={raw!r})"
+    return msg
+
+
+_default = Registry()
+
+
+def get(name: str, **options: Any) -> Any:
+    """A new instance built by the factory registered as ``name``, called with ``options``.
+
+    Unknown names raise :class:`rewardkit.NotFound` listing close matches.
+    """
+    return _default.get(name, **options)
+
+
+def available(kind: str | None = None) -> dict[str, dict[str, str]]:
+    """``{name: {"kind", "description", "distribution", "version"}}``, sorted by name;
+    ``kind`` ("verifier", "scorer" or "rubric") filters."""
+    return _default.available(kind)
+
+
+def list_plugins() -> list[dict[str, Any]]:
+    """Every loaded plugin: name, distribution, version, entry point and what it registers."""
+    return _default.list_plugins()
+
+
+def add_plugin(obj: Any, *, name: str) -> None:
+    """Register an in-process plugin object (handy in notebooks and tests); see Registry."""
+    _default.add_plugin(obj, name=name)
+
+
+def reload() -> None:
+    """Forget loaded plugins; the next lookup reads entry points and the allowlist again."""
+    _default.reload()
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The loaded ``pluggy.PluginManager`` (hooks under ``.hook``)."""
+    return _default.plugin_manager()
+
+
+def entry(name: str) -> Entry:
+    """The :class:`Entry` registered as ``name`` (raises NotFound)."""
+    return _default.entry(name)
