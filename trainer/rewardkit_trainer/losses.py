@@ -1,0 +1,158 @@
+"""GRPO objectives: one small function per loss variant, plus advantages and IS weights.
+
+Shapes: ``logp``, ``old_logp``, ``ref_logp``, ``mask`` and ``is_weight`` are [B, T]
+(completion tokens, right-padded; ``mask`` 1 on real tokens); ``advantages`` is [B].
+Each loss returns ``(loss, metrics)`` where ``loss`` is to be minimised.
+
+Micro-batching: pass ``num_sequences`` / ``num_tokens`` for the WHOLE optimizer step so
+that the sum of micro-batch losses equals the full-batch loss exactly (dapo's token
+normalizer and dr_grpo's constant are global, grpo's and gspo's are per sequence).
+
+Formulas (REFERENCE.md section 4): ratio rho = exp(logp - old_logp); per-token objective
+min(rho A, clip(rho, 1 - epsilon, 1 + epsilon_high) A); KL k3 = exp(ref - logp) - (ref - logp) - 1
+weighted by beta. Limits: no entropy bonus, no token-level reward shaping.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+__all__ = [
+    "group_advantages",
+    "importance_weights",
+    "kl_k3",
+    "grpo_loss",
+    "dr_grpo_loss",
+    "dapo_loss",
+    "gspo_loss",
+    "LOSSES",
+]
+
+
+def group_advantages(rewards: torch.Tensor, num_generations: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """A_i = r_i - mean(group), divided by the group std ("group"), the batch std
+    ("batch") or nothing ("none", Dr. GRPO). Rows are grouped consecutively."""
+    r = rewards.float().view(-1, num_generations)
+    centered = r - r.mean(dim=1, keepdim=True)
+    if scale == "group":
+        centered = centered / (r.std(dim=1, keepdim=True) + eps)
+    elif scale == "batch":
+        centered = centered / (r.std() + eps)
+    elif scale != "none":
+        raise ValueError(f"scale={scale!r} must be one of group, batch, none")
+    return centered.reshape(-1)
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(policy || reference); >= 0, exact in expectation."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def importance_weights(trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor,
+                       mode: str = "sequence_mask", cap: float = 3.0) -> torch.Tensor:
+    """Weights correcting for the sampler (engine) differing from the trainer's policy.
+
+    w = pi_trainer / pi_engine per token ("token_*") or per sequence (product over its
+    tokens, "sequence_*"); "*_truncate" caps w at ``cap``, "*_mask" zeroes weights above it.
+    Returns a detached [B, T] tensor (sequence modes broadcast along T).
+    """
+    delta = (trainer_logp - engine_logp).detach() * mask
+    level, how = mode.split("_")
+    if level == "sequence":
+        delta = delta.sum(dim=-1, keepdim=True).expand_as(mask)
+    w = torch.exp(delta.clamp(max=20.0))
+    if how == "truncate":
+        w = w.clamp(max=cap)
+    else:
+        w = torch.where(w > cap, torch.zeros_like(w), w)
+    return w * mask
+
+
+def _clipped(logp, old_logp, advantages, eps_low, eps_high):
+    """Per-token negative clipped objective and the 'was clipped' indicator."""
+    ratio = torch.exp(logp - old_logp)
+    a = advantages[:, None]
+    unclipped = ratio * a
+    clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * a
+    was_clipped = (clipped < unclipped).float()  # the min picked the clipped branch
+    return -torch.minimum(unclipped, clipped), was_clipped
+
+
+def _per_token(logp, old_logp, advantages, mask, eps_low, eps_high, beta, ref_logp, is_weight):
+    loss, was_clipped = _clipped(logp, old_logp, advantages, eps_low, eps_high)
+    if is_weight is not None:
+        loss = loss * is_weight
+    kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+    if beta and kl is not None:
+        loss = loss + beta * kl
+    return loss * mask, was_clipped * mask, kl
+
+
+def _metrics(mask, was_clipped, kl):
+    n = mask.sum().clamp(min=1)
+    out = {"clip_fraction": float(was_clipped.sum() / n)}
+    if kl is not None:
+        out["kl"] = float((kl * mask).sum() / n)
+    return out
+
+
+def grpo_loss(logp, old_logp, advantages, mask, *, epsilon=0.2, epsilon_high=None, beta=0.0, ref_logp=None,
+              is_weight=None, num_sequences=None, num_tokens=None, max_completion_length=None):
+    """GRPO: mean over each sequence's tokens, then mean over sequences."""
+    per_tok, clipped, kl = _per_token(logp, old_logp, advantages, mask, epsilon,
+                                      epsilon if epsilon_high is None else epsilon_high, beta, ref_logp, is_weight)
+    per_seq = per_tok.sum(-1) / mask.sum(-1).clamp(min=1)
+    loss = per_seq.sum() / (num_sequences or logp.shape[0])
+    return loss, _metrics(mask, clipped, kl)
+
+
+def dapo_loss(logp, old_logp, advantages, mask, *, epsilon=0.2, epsilon_high=None, beta=0.0, ref_logp=None,
+              is_weight=None, num_sequences=None, num_tokens=None, max_completion_length=None):
+    """DAPO / BNPO: token level, sum over every token of the batch / number of tokens."""
+    per_tok, clipped, kl = _per_token(logp, old_logp, advantages, mask, epsilon,
+                                      epsilon if epsilon_high is None else epsilon_high, beta, ref_logp, is_weight)
+    loss = per_tok.sum() / (num_tokens or mask.sum().clamp(min=1))
+    return loss, _metrics(mask, clipped, kl)
+
+
+def dr_grpo_loss(logp, old_logp, advantages, mask, *, epsilon=0.2, epsilon_high=None, beta=0.0, ref_logp=None,
+                 is_weight=None, num_sequences=None, num_tokens=None, max_completion_length=None):
+    """Dr. GRPO: sum over tokens / (number of sequences x max_completion_length), no length bias."""
+    per_tok, clipped, kl = _per_token(logp, old_logp, advantages, mask, epsilon,
+                                      epsilon if epsilon_high is None else epsilon_high, beta, ref_logp, is_weight)
+    length = max_completion_length or logp.shape[1]
+    loss = per_tok.sum() / ((num_sequences or logp.shape[0]) * length)
+    return loss, _metrics(mask, clipped, kl)
+
+
+def gspo_loss(logp, old_logp, advantages, mask, *, epsilon=0.2, epsilon_high=None, beta=0.0, ref_logp=None,
+              is_weight=None, num_sequences=None, num_tokens=None, max_completion_length=None):
+    """GSPO: one ratio per sequence, exp(mean_t(logp - old_logp)), clipped per sequence;
+    mean over sequences. The KL term is averaged per sequence like GRPO."""
+    eps_high = epsilon if epsilon_high is None else epsilon_high
+    lengths = mask.sum(-1).clamp(min=1)
+    seq_log_ratio = ((logp - old_logp) * mask).sum(-1) / lengths
+    ratio = torch.exp(seq_log_ratio)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + eps_high) * advantages
+    per_seq = -torch.minimum(unclipped, clipped)
+    if is_weight is not None:  # sequence weight: the (broadcast) value on the first real token
+        per_seq = per_seq * (is_weight * mask).sum(-1) / lengths
+    kl = kl_k3(logp, ref_logp) if ref_logp is not None else None
+    if beta and kl is not None:
+        per_seq = per_seq + beta * (kl * mask).sum(-1) / lengths
+    loss = per_seq.sum() / (num_sequences or logp.shape[0])
+    was_clipped = (clipped < unclipped).float()[:, None] * mask
+    return loss, _metrics(mask, was_clipped, kl)
+
+
+LOSSES: dict[str, Callable[..., tuple[torch.Tensor, dict]]] = {
+    "grpo": grpo_loss,
+    "dr_grpo": dr_grpo_loss,
+    "dapo": dapo_loss,
+    "bnpo": dapo_loss,
+    "gspo": gspo_loss,
+}
