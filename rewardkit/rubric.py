@@ -1,0 +1,375 @@
+"""Rubric: named, weighted parts composed into one reward, with a per-part breakdown.
+
+A part is a :class:`~rewardkit.Component`, a TRL-style reward function
+``f(prompts, completions, **kwargs) -> list`` (recognised by a ``completions`` parameter,
+or by taking only ``**kwargs``), or a plain callable ``text -> float | bool | None``
+(which also gets the dataset columns it names, or all of them if it takes ``**kwargs``).
+
+The total follows TRL exactly: ``sum(weight * value)`` over parts with weight > 0 whose
+value is not None (TRL's ``nansum``); if every weighted part abstains the total is None.
+Weight-0 parts are metrics: scored and reported, never added. Limits: timeouts are only
+hard with a process pool (``workers``/``timeout``); in-process a slow part runs to the end.
+A TRL-style part is called once per batch in-process but once per item in the pool.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ._component import Component, coerce_score, completion_text, row_columns
+from ._score import Score, Status
+from .errors import invalid
+
+__all__ = ["Rubric", "Part", "RubricResult"]
+
+# TRL passes these beside the dataset columns; never per-row data for our parts.
+_TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
+
+
+def _check_name(field_name: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise invalid(field_name, name, "must be a non-empty string")
+    return name
+
+
+def _check_weight(field_name: str, weight: Any) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise invalid(field_name, weight, "must be a real number")
+    value = float(weight)
+    if not math.isfinite(value) or value < 0:
+        raise invalid(field_name, weight, "must be finite and >= 0")
+    return value
+
+
+def _kind_of(func: Any) -> tuple[str, Any]:
+    """('component'|'trl'|'plain', accepted column names or None for all)."""
+    if isinstance(func, Component):
+        return "component", None
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # builtins such as len
+        return "plain", ()
+    names = {p.name for p in params}
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if "completions" in names or (var_kw and not positional):
+        return "trl", None
+    accepted = None if var_kw else tuple(p.name for p in positional[1:]) + tuple(
+        p.name for p in params if p.kind is p.KEYWORD_ONLY
+    )
+    return "plain", accepted
+
+
+def _as_score(value: Any) -> Score:
+    if isinstance(value, float) and math.isnan(value):
+        return Score.abstain("returned NaN")  # TRL reads NaN as "not applicable"
+    try:
+        return coerce_score(value)
+    except Exception as exc:  # a string, an inf, a list ...
+        return Score.error(reason=f"bad return value {value!r:.60}: {type(exc).__name__}")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One named, weighted piece of a rubric. ``weight=0`` makes it a logged metric only."""
+
+    name: str
+    func: Callable[..., Any]
+    weight: float = 1.0
+    #: "component", "trl" (batch function) or "plain" (text -> value)
+    kind: str = field(init=False, compare=False, repr=False)
+    _accepted: Any = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_name("name", self.name)
+        if not callable(self.func):
+            raise invalid(f"{self.name}.func", self.func, "must be callable (a Component or a function)")
+        object.__setattr__(self, "weight", _check_weight(f"{self.name}.weight", self.weight))
+        kind, accepted = _kind_of(self.func)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "_accepted", accepted)
+
+    def score(self, completion: Any, prompt: Any = None, **row: Any) -> Score:
+        """Score one completion; ``row`` holds this row's dataset values. Never raises."""
+        return self.score_many([completion], [prompt], [row], {})[0]
+
+    def score_many(
+        self, completions: list, prompts: list, rows: list[dict], extras: Mapping[str, Any]
+    ) -> list[Score]:
+        n = len(completions)
+        start = time.perf_counter()
+        if self.kind == "component":
+            return [self.func.score(c, **_with_prompt(r, p)) for c, p, r in zip(completions, prompts, rows)]
+        if self.kind == "trl":
+            try:
+                cols = {k: [r.get(k) for r in rows] for k in (rows[0] if rows else {})}
+                out = list(self.func(prompts=prompts, completions=completions, **cols, **extras))
+                if len(out) != n:
+                    raise ValueError(f"returned {len(out)} rewards for {n} completions")
+                scores = [_as_score(v) for v in out]
+            except Exception as exc:  # noqa: BLE001 - a user function must not crash training
+                scores = [Score.error(reason=f"{type(exc).__name__}: {exc}"[:200])] * n
+            each = (time.perf_counter() - start) / max(n, 1)
+            return [s.with_elapsed(each) for s in scores]
+        accepted = self._accepted
+        out = []
+        for c, p, r in zip(completions, prompts, rows):
+            t0 = time.perf_counter()
+            row = _with_prompt(r, p)
+            kwargs = row if accepted is None else {k: v for k, v in row.items() if k in accepted}
+            try:
+                score = _as_score(self.func(completion_text(c), **kwargs))
+            except Exception as exc:  # noqa: BLE001
+                score = Score.error(reason=f"{type(exc).__name__}: {exc}"[:200])
+            out.append(score.with_elapsed(time.perf_counter() - t0))
+        return out
+
+
+def _with_prompt(row: dict, prompt: Any) -> dict:
+    return row if prompt is None else {**row, "prompt": prompt}
+
+
+@dataclass(frozen=True)
+class RubricResult:
+    """The total (None only if every weighted part abstained) and each part's Score."""
+
+    total: float | None
+    parts: dict[str, Score]
+    weights: dict[str, float]
+
+    @property
+    def values(self) -> dict[str, float | None]:
+        return {name: s.value for name, s in self.parts.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "parts": {k: s.as_dict() for k, s in self.parts.items()}, "weights": dict(self.weights)}
+
+
+def _total(parts: Mapping[str, Score], weights: Mapping[str, float]) -> float | None:
+    terms = [weights[k] * s.value for k, s in parts.items() if weights[k] > 0 and s.value is not None]
+    return math.fsum(terms) if terms else None
+
+
+class _PartJob:
+    """Picklable pool job: item ``(part index, completion, prompt, row)`` -> Score."""
+
+    def __init__(self, parts: Sequence[Part]) -> None:
+        self.parts = list(parts)
+
+    def __call__(self, item: tuple) -> Score:
+        j, completion, prompt, row, extras = item
+        return self.parts[j].score_many([completion], [prompt], [row], extras)[0]
+
+
+class _PartReward:
+    """One part as a TRL reward function; ``__name__`` is the part name."""
+
+    def __init__(self, rubric: "Rubric", name: str) -> None:
+        self.rubric = rubric
+        self.__name__ = name
+
+    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None, **kwargs: Any) -> list[float | None]:
+        completions = list(completions or [])
+        n = len(completions)
+        part = self.rubric._by_name[self.__name__]
+        prompts_list = list(prompts) if prompts is not None else [None] * n
+        extras = {k: kwargs[k] for k in _TRL_EXTRAS if k in kwargs}
+        scores = part.score_many(completions, prompts_list, row_columns(n, kwargs), extras)
+        return [s.value for s in scores]
+
+    def __repr__(self) -> str:
+        return f"<reward function {self.__name__!r} of {self.rubric!r}>"
+
+
+class Rubric:
+    """Weighted parts -> one reward. See the module docstring for the rules."""
+
+    def __init__(self, parts: Mapping[str, Any] | Iterable[Any], *, name: str = "rubric") -> None:
+        self.name = _check_name("name", name)
+        built = self._build(parts)
+        if not built:
+            raise invalid("parts", parts, "must hold at least one part")
+        seen: set[str] = set()
+        for part in built:
+            if part.name in seen:
+                raise invalid("parts", part.name, "is a duplicate part name")
+            seen.add(part.name)
+        if not any(p.weight > 0 for p in built):
+            raise invalid("weights", [p.weight for p in built], "must include at least one weight > 0")
+        self.parts: tuple[Part, ...] = tuple(built)
+        self._by_name = {p.name: p for p in built}
+
+    @staticmethod
+    def _build(parts: Any) -> list[Part]:
+        if isinstance(parts, Mapping):
+            out = []
+            for key, spec in parts.items():
+                func, weight = spec if isinstance(spec, tuple) and len(spec) == 2 else (spec, 1.0)
+                out.append(Part(key, func, weight))
+            return out
+        if isinstance(parts, (str, bytes)) or not isinstance(parts, Iterable):
+            raise invalid("parts", parts, "must be a mapping or a list of parts")
+        out = []
+        for spec in parts:
+            if isinstance(spec, Part):
+                out.append(spec)
+            elif isinstance(spec, tuple) and len(spec) in (2, 3):
+                out.append(Part(*spec))
+            elif callable(spec):
+                out.append(Part(getattr(spec, "__name__", type(spec).__name__), spec))
+            else:
+                raise invalid("parts", spec, "must hold Part objects, (name, func[, weight]) tuples or callables")
+        return out
+
+    # introspection -----------------------------------------------------------------
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parts)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {p.name: p.weight for p in self.parts}
+
+    @property
+    def __name__(self) -> str:  # TRL logs rewards/<rubric name>/mean for the total
+        return self.name
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{p.name}={p.weight:g}" for p in self.parts)
+        return f"Rubric({inner}, name={self.name!r})"
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name, "parts": self.parts}
+
+    def __setstate__(self, state: dict) -> None:
+        self.name, self.parts = state["name"], state["parts"]
+        self._by_name = {p.name: p for p in self.parts}
+
+    # scoring ------------------------------------------------------------------------
+    def score(self, completion: Any, prompt: Any = None, **columns: Any) -> RubricResult:
+        """Score one completion; ``columns`` are this row's dataset values. Never raises."""
+        scores = {p.name: p.score(completion, prompt, **columns) for p in self.parts}
+        return RubricResult(_total(scores, self.weights), scores, self.weights)
+
+    def score_batch(
+        self,
+        completions: Sequence[Any],
+        *,
+        prompts: Sequence[Any] | None = None,
+        workers: int | None = None,
+        timeout: float | None = None,
+        progress: bool | Callable[[int, int], Any] = False,
+        **columns: Any,
+    ) -> list[RubricResult]:
+        """Score many completions; results in input order.
+
+        ``columns`` are per-row lists. ``workers`` > 0 runs every (completion, part) in the
+        process pool with a hard per-item ``timeout``; a ``timeout`` without ``workers``
+        uses one worker (a hard timeout needs a process). ``progress``: True prints a
+        counter to stderr; a callable gets ``(done, total)``.
+        """
+        completions = list(completions)
+        n = len(completions)
+        prompts_list = list(prompts) if prompts is not None else [None] * n
+        if len(prompts_list) != n:
+            raise invalid("prompts", f"<{len(prompts_list)} prompts>", f"must match the {n} completions")
+        extras = {k: columns[k] for k in _TRL_EXTRAS if k in columns}
+        rows = row_columns(n, {k: v for k, v in columns.items() if k not in _TRL_EXTRAS})
+        report = _progress(progress, n)
+        if timeout is not None and not workers:
+            workers = 1
+        if workers:
+            from ._pool import run_in_pool
+
+            ids = extras.get("completion_ids")
+            items = [
+                (j, completions[i], prompts_list[i], rows[i], {"completion_ids": [ids[i]]} if ids else {})
+                for i in range(n)
+                for j in range(len(self.parts))
+            ]
+            flat = run_in_pool(_PartJob(self.parts), items, workers=workers, timeout=timeout)
+            k = len(self.parts)
+            per_part = [[flat[i * k + j] for i in range(n)] for j in range(k)]
+            report(n)
+        else:
+            per_part = []
+            for part in self.parts:
+                per_part.append(part.score_many(completions, prompts_list, rows, extras))
+                report(n * len(per_part) // len(self.parts))
+        weights = self.weights
+        results = []
+        for i in range(n):
+            scores = {p.name: per_part[j][i] for j, p in enumerate(self.parts)}
+            results.append(RubricResult(_total(scores, weights), scores, weights))
+        return results
+
+    # TRL contract -------------------------------------------------------------------
+    def __call__(
+        self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None, **kwargs: Any
+    ) -> list[float | None]:
+        """TRL's reward-function signature; returns each completion's total.
+
+        When TRL passes ``log_metric``, each part's mean is logged as
+        ``rewards/<rubric name>/<part>/mean``, so one callable still shows the breakdown.
+        """
+        results = self.score_batch(list(completions or []), prompts=prompts, **kwargs)
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric) and results:
+            for name in self.part_names:
+                values = [r.parts[name].value for r in results if r.parts[name].value is not None]
+                if values:
+                    log_metric(f"rewards/{self.name}/{name}/mean", statistics.fmean(values))
+        return [r.total for r in results]
+
+    def reward_funcs(self) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
+        """One TRL reward function per part (``__name__`` = part name) and their weights.
+
+        Use as ``GRPOTrainer(reward_funcs=funcs, args=GRPOConfig(reward_weights=weights))``;
+        TRL then logs ``rewards/<part>/mean`` for each part, weight-0 parts included.
+        """
+        return [_PartReward(self, p.name) for p in self.parts], [p.weight for p in self.parts]
+
+    # reporting -----------------------------------------------------------------------
+    def summarize(self, results: Sequence[RubricResult]) -> dict[str, Any]:
+        """Per part and for the total: count, mean, std, min, max, zero share, None share;
+        per part also the share of each status."""
+        results = list(results)
+        parts = {}
+        for name in self.part_names:
+            scores = [r.parts[name] for r in results if name in r.parts]
+            stats = _stats([s.value for s in scores])
+            stats["status"] = {st.value: _share(sum(s.status is st for s in scores), len(scores)) for st in Status}
+            stats["weight"] = self.weights[name]
+            parts[name] = stats
+        return {"count": len(results), "total": _stats([r.total for r in results]), "parts": parts}
+
+
+def _share(k: int, n: int) -> float:
+    return k / n if n else 0.0
+
+
+def _stats(values: Sequence[float | None]) -> dict[str, Any]:
+    real = [v for v in values if v is not None]
+    return {
+        "mean": statistics.fmean(real) if real else None,
+        "std": statistics.pstdev(real) if real else None,
+        "min": min(real) if real else None,
+        "max": max(real) if real else None,
+        "zero_share": _share(sum(v == 0 for v in real), len(real)),
+        "none_share": _share(len(values) - len(real), len(values)),
+    }
+
+
+def _progress(progress: Any, total: int) -> Callable[[int], None]:
+    if callable(progress):
+        return lambda done: progress(done, total)
+    if progress:
+        return lambda done: print(f"\rscored {done}/{total}", end="\n" if done >= total else "", file=sys.stderr)
+    return lambda done: None
