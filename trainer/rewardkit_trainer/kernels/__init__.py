@@ -1,0 +1,85 @@
+"""Per-token log-probs of ``hidden @ weight.T / temperature`` without materializing [N, V].
+
+``token_logprobs`` is the one entry point. On CUDA tensors it runs the Triton kernels in
+``_triton`` (when triton imports); elsewhere the pure-PyTorch chunked path in ``_torch``.
+Force either with ``backend="torch"|"triton"`` or the env var ``REWARDKIT_LOGPROB_BACKEND``
+(same values; ``auto`` is the default). The Triton path also runs on CPU tensors under
+``TRITON_INTERPRET=1`` (slow; used by the tests).
+
+Limits: targets < 0 (the ignore index, e.g. -100) give 0 and no gradient (entropy too);
+outputs are float32; gradients come back in the inputs' dtypes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from rewardkit import InvalidArgument
+
+from ._torch import ChunkedLogProbs, default_chunk, naive_token_logprobs
+
+__all__ = ["token_logprobs", "naive_token_logprobs", "triton_available", "BACKENDS"]
+
+BACKENDS = ("auto", "torch", "triton")
+
+
+def triton_available() -> bool:
+    """True when ``triton`` imports (the Triton path still needs CUDA or TRITON_INTERPRET=1)."""
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _check(hidden, weight, targets, temperature, backend):
+    if backend not in BACKENDS:
+        raise InvalidArgument(f"backend={backend!r} must be one of {BACKENDS}")
+    if hidden.dim() != 2 or weight.dim() != 2:
+        raise InvalidArgument(
+            f"hidden.shape={tuple(hidden.shape)} and weight.shape={tuple(weight.shape)} must both be 2-D"
+        )
+    if hidden.shape[1] != weight.shape[1]:
+        raise InvalidArgument(
+            f"hidden.shape={tuple(hidden.shape)} must share its last dim with weight.shape={tuple(weight.shape)}"
+        )
+    if targets.dim() != 1 or targets.shape[0] != hidden.shape[0]:
+        raise InvalidArgument(f"targets.shape={tuple(targets.shape)} must be ({hidden.shape[0]},)")
+    if targets.dtype not in (torch.int64, torch.int32):
+        raise InvalidArgument(f"targets.dtype={targets.dtype} must be torch.int64 or torch.int32")
+    if not float(temperature) > 0:
+        raise InvalidArgument(f"temperature={temperature!r} must be > 0")
+
+
+def _pick(hidden, backend):
+    if backend == "auto":
+        backend = os.environ.get("REWARDKIT_LOGPROB_BACKEND", "auto").strip().lower() or "auto"
+        if backend not in BACKENDS:
+            raise InvalidArgument(f"REWARDKIT_LOGPROB_BACKEND={backend!r} must be one of {BACKENDS}")
+    if backend == "auto":
+        return "triton" if hidden.is_cuda and triton_available() else "torch"
+    return backend
+
+
+def token_logprobs(hidden, weight, targets, *, temperature=1.0, return_entropy=False, backend="auto", chunk=None):
+    """Per-token log-probs (float32 ``[N]``), or ``(logprobs, entropy)`` with ``return_entropy``.
+
+    ``hidden`` [N, H] and ``weight`` [V, H] in float32, bfloat16 or float16 (same dtype);
+    ``targets`` [N] integer, < 0 means ignore. Autograd-aware: gradients flow to ``hidden``
+    and, when it requires grad, ``weight`` (a frozen lm_head skips that matmul). ``chunk``
+    (rows per block) only applies to the PyTorch path.
+    """
+    _check(hidden, weight, targets, temperature, backend)
+    if hidden.dtype != weight.dtype:
+        raise InvalidArgument(f"hidden.dtype={hidden.dtype} must equal weight.dtype={weight.dtype}")
+    targets = targets.long()
+    if (targets >= weight.shape[0]).any():
+        raise InvalidArgument(f"targets.max()={int(targets.max())} must be < vocab size {weight.shape[0]}")
+    if _pick(hidden, backend) == "triton":
+        from ._triton import triton_token_logprobs
+
+        return triton_token_logprobs(hidden, weight, targets, float(temperature), bool(return_entropy))
+    chunk = int(chunk) if chunk else default_chunk(weight.shape[0])
+    return ChunkedLogProbs.apply(hidden, weight, targets, float(temperature), bool(return_entropy), chunk)
