@@ -96,6 +96,10 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def _rewardkit_version() -> str:
     try:
         return metadata.version("rewardkit")
@@ -143,7 +147,7 @@ class Registry:
             except Exception as exc:
                 raise PluginError(
                     f"plugin {dist!r} (entry point {ep.name} = {ep.value}) failed to import: "
-                    f"{type(exc).__name__}: {exc}; fix or uninstall it, or leave it out with {ENV_VAR}"
+                    f"{type(exc).__name__}: {_one_line(exc)}; fix or uninstall it, or leave it out with {ENV_VAR}"
                 ) from exc
             plugins.append(self._add(pm, obj, dist, version, f"{ep.name} = {ep.value}"))
         for obj, name in self._added:
@@ -165,13 +169,13 @@ class Registry:
         try:
             pm.register(obj, name=key)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {dist!r} is invalid: {exc}") from exc
+            raise PluginError(f"plugin {dist!r} is invalid: {_one_line(exc)}") from exc
         except ValueError as exc:  # the same object registered twice
-            raise PluginError(f"plugin {dist!r} could not be registered: {exc}") from exc
+            raise PluginError(f"plugin {dist!r} could not be registered: {_one_line(exc)}") from exc
         return _Plugin(key, dist, version, ep, obj)
 
     # public --------------------------------------------------------------------------
-    def get(self, name: str, **options: Any) -> Any:
+    def get(self, name: str, /, **options: Any) -> Any:
         if not isinstance(name, str):
             raise invalid("name", name, "must be a string")
         entries = self._ensure()
@@ -309,7 +313,7 @@ def _call_hook(pm: pluggy.PluginManager, plugin: _Plugin, kind: str, hook: str, 
             raise
         except Exception as exc:
             raise PluginError(
-                f"plugin {plugin.distribution!r} failed in {hook}: {type(exc).__name__}: {exc}"
+                f"plugin {plugin.distribution!r} failed in {hook}: {type(exc).__name__}: {_one_line(exc)}"
             ) from exc
 
 
@@ -329,7 +333,7 @@ def _not_found_message(name: str, entries: dict[str, Entry]) -> str:
 _default = Registry()
 
 
-def get(name: str, **options: Any) -> Any:
+def get(name: str, /, **options: Any) -> Any:
     """A new instance built by the factory registered as ``name``, called with ``options``.
 
     Unknown names raise :class:`rewardkit.NotFound` listing close matches.

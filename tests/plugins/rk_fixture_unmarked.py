@@ -1,0 +1,5 @@
+"""Defines a hook function but forgets @hookimpl."""
+
+
+def register_scorers(register):
+    register("unmarked", lambda **options: None)
