@@ -1,0 +1,556 @@
+"""Scorers grade the form of a completion: tags, length, closeness, keywords.
+
+Each is a :class:`rewardkit.Scorer`: it never raises on model output, declares the closed
+``range`` its values fall in, validates its configuration at construction (raising
+``InvalidArgument`` that names the field and its value), and is a TRL reward function as
+it stands (``__name__`` is its stable ``name``). ``Status.OK`` means the form is exactly
+what was asked for; ``Status.WRONG`` carries partial or zero credit.
+
+The corrected defaults fix the classic GSM8K rules (see :mod:`rewardkit.classic`): tags
+are found across lines, a completion may end right at ``</answer>``, and text after the
+closing tag costs a smooth, bounded penalty instead of a cliff.
+
+Limits: tags are literal and case-sensitive; ``Length(unit="words")`` splits on
+whitespace; ``unit="tokens"`` needs a tokenizer; ``Proximity`` compares floats, so
+answers beyond about 1e308 or with more than 1,000 characters count as unparseable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from typing import Any, Callable, Iterable
+
+import regex
+
+from ._component import Scorer
+from ._score import Score
+from .errors import invalid
+from .extract import DEFAULT, _check_tag_name, extract_after, extract_last_number, parse_number
+
+__all__ = ["Format", "XMLCount", "Proximity", "Length", "Contains", "ExactMatch"]
+
+_WS = re.compile(r"\s*")
+
+
+def _one_of(field: str, value: Any, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise invalid(field, value, "must be one of " + ", ".join(repr(o) for o in options))
+    return value
+
+
+def _number(field: str, value: Any, *, minimum: float | None = None, positive: bool = False, integer: bool = False) -> float:
+    ok_type = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_type) or not math.isfinite(value):
+        raise invalid(field, value, "must be a finite " + ("int" if integer else "number"))
+    if positive and value <= 0:
+        raise invalid(field, value, "must be > 0")
+    if minimum is not None and value < minimum:
+        raise invalid(field, value, f"must be >= {minimum:g}")
+    return value
+
+
+def _column(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise invalid(field, value, "must be a non-empty column name")
+    return value
+
+
+def _extractor(value: Any) -> Callable[[str], str | None]:
+    if not callable(value):
+        raise invalid("extractor", value, "must be callable (text -> str | None)")
+    return value
+
+
+def _safe_extract(extractor: Callable[[str], str | None], text: str) -> str | None:
+    found = extractor(text)  # a raising user extractor becomes Status.ERROR in the base
+    if found is None:
+        return None
+    found = str(found).strip()
+    return found or None
+
+
+# ---------------------------------------------------------------------------------------
+class Format(Scorer):
+    """1.0 when the completion has the reasoning-then-answer layout, else 0.0.
+
+    ``style="strict"``: the whole completion is ``<reasoning>\\n...\\n</reasoning>\\n<answer>\\n
+    ...\\n</answer>`` with one optional trailing newline, each tag exactly once, both parts
+    non-blank; the reasoning may span many lines. ``style="lenient"``: somewhere in the
+    text a ``<reasoning>...</reasoning>`` block is followed, after optional whitespace, by an
+    ``<answer>...</answer>`` block with a non-blank answer. ``reasoning_tag=None`` checks
+    only the answer block (strict: the completion ends with it).
+    """
+
+    default_name = "format"
+    range = (0.0, 1.0)
+
+    def __init__(
+        self,
+        style: str = "strict",
+        reasoning_tag: str | None = "reasoning",
+        answer_tag: str = "answer",
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.style = _one_of("style", style, ("strict", "lenient"))
+        self.reasoning_tag = None if reasoning_tag is None else _check_tag_name(reasoning_tag, "reasoning_tag")
+        self.answer_tag = _check_tag_name(answer_tag, "answer_tag")
+        if self.reasoning_tag == self.answer_tag:
+            raise invalid("answer_tag", answer_tag, "must differ from reasoning_tag")
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        if self.style == "strict":
+            problem = self._strict(text)
+        else:
+            problem = self._lenient(text)
+        if problem:
+            return Score.wrong(0.0, reason=problem)
+        return Score.ok(1.0, reason=f"{self.style} format")
+
+    def _strict(self, text: str) -> str:
+        a_open, a_close = f"<{self.answer_tag}>", f"</{self.answer_tag}>"
+        t = text[:-1] if text.endswith("\n") else text
+        for tag in (a_open, a_close) + self._reasoning_tags():
+            if t.count(tag) != 1:
+                return f"{tag} appears {t.count(tag)} times, not once"
+        if not t.endswith(f"\n{a_close}"):
+            return f"the completion does not end with \\n{a_close}"
+        if self.reasoning_tag is None:
+            start = t.find(a_open + "\n")
+            if start < 0:
+                return f"{a_open} is not followed by a newline"
+            answer = t[start + len(a_open) + 1 : -len(a_close) - 1]
+            return "" if answer.strip() else "the answer is blank"
+        r_open, r_close = self._reasoning_tags()
+        if not t.startswith(r_open + "\n"):
+            return f"the completion does not start with {r_open} and a newline"
+        sep = f"\n{r_close}\n{a_open}\n"
+        mid = t.find(sep)
+        if mid < 0:
+            return f"{r_close} and {a_open} are not on their own lines, one after the other"
+        reasoning = t[len(r_open) + 1 : mid]
+        answer = t[mid + len(sep) : -len(a_close) - 1]
+        if not reasoning.strip():
+            return "the reasoning is blank"
+        return "" if answer.strip() else "the answer is blank"
+
+    def _lenient(self, text: str) -> str:
+        a_open, a_close = f"<{self.answer_tag}>", f"</{self.answer_tag}>"
+        if self.reasoning_tag is None:
+            start = text.find(a_open)
+            if start < 0:
+                return f"no {a_open}"
+            return self._answer_block(text, start, a_open, a_close)
+        r_open, r_close = self._reasoning_tags()
+        pos = text.find(r_open)
+        if pos < 0:
+            return f"no {r_open}"
+        close = text.find(r_close, pos + len(r_open))
+        if close < 0:
+            return f"no {r_close} after {r_open}"
+        while close >= 0:  # each whitespace run is skipped once: linear overall
+            after = _WS.match(text, close + len(r_close)).end()
+            if text.startswith(a_open, after):
+                return self._answer_block(text, after, a_open, a_close)
+            close = text.find(r_close, close + len(r_close))
+        return f"no {a_open} right after {r_close}"
+
+    @staticmethod
+    def _answer_block(text: str, start: int, a_open: str, a_close: str) -> str:
+        end = text.find(a_close, start + len(a_open))
+        if end < 0:
+            return f"no {a_close} after {a_open}"
+        return "" if text[start + len(a_open) : end].strip() else "the answer is blank"
+
+    def _reasoning_tags(self) -> tuple[str, ...]:
+        if self.reasoning_tag is None:
+            return ()
+        return f"<{self.reasoning_tag}>", f"</{self.reasoning_tag}>"
+
+
+# ---------------------------------------------------------------------------------------
+class XMLCount(Scorer):
+    """Partial credit for each of the four tags, corrected.
+
+    ``tag_reward`` (0.125) for each of ``<reasoning>``, ``</reasoning>``, ``<answer>``,
+    ``</answer>`` that appears exactly once, wherever the newlines are; minus
+    ``junk_penalty`` (0.001) per character after the last ``</answer>`` (surrounding
+    whitespace trimmed, so a final newline is free), at most ``max_junk_penalty`` (default ``tag_reward``), floored at 0.
+    A completion that stops right at ``</answer>`` gets full marks: no cliff.
+    """
+
+    default_name = "xmlcount"
+
+    def __init__(
+        self,
+        reasoning_tag: str = "reasoning",
+        answer_tag: str = "answer",
+        *,
+        tag_reward: float = 0.125,
+        junk_penalty: float = 0.001,
+        max_junk_penalty: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.reasoning_tag = _check_tag_name(reasoning_tag, "reasoning_tag")
+        self.answer_tag = _check_tag_name(answer_tag, "answer_tag")
+        if self.reasoning_tag == self.answer_tag:
+            raise invalid("answer_tag", answer_tag, "must differ from reasoning_tag")
+        self.tag_reward = float(_number("tag_reward", tag_reward, positive=True))
+        self.junk_penalty = float(_number("junk_penalty", junk_penalty, minimum=0))
+        if max_junk_penalty is None:
+            max_junk_penalty = self.tag_reward
+        self.max_junk_penalty = float(_number("max_junk_penalty", max_junk_penalty, minimum=0))
+        self.range = (0.0, 4 * self.tag_reward)
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        r, a = self.reasoning_tag, self.answer_tag
+        tags = (f"<{r}>", f"</{r}>", f"<{a}>", f"</{a}>")
+        counts = {tag: text.count(tag) for tag in tags}
+        credit = self.tag_reward * sum(1 for c in counts.values() if c == 1)
+        junk = 0
+        last_close = text.rfind(tags[3])
+        if last_close >= 0:
+            junk = len(text[last_close + len(tags[3]) :].strip())
+        penalty = min(self.max_junk_penalty, self.junk_penalty * junk)
+        value = min(self.range[1], max(0.0, credit - penalty))
+        details = {"counts": counts, "trailing_chars": junk}
+        if value >= self.range[1]:
+            return Score.ok(value, reason="each tag once, nothing after the answer", **details)
+        missing = [t for t, c in counts.items() if c != 1]
+        reason = (f"not exactly once: {' '.join(missing)}" if missing else "") + (
+            f"{'; ' if missing else ''}{junk} characters after {tags[3]}" if junk else ""
+        )
+        return Score.wrong(value, reason=reason, **details)
+
+
+# ---------------------------------------------------------------------------------------
+def _gold_number(gold: Any) -> float | None:
+    value = parse_number(gold)
+    if value is None and isinstance(gold, str):
+        # a full GSM8K solution ("... #### 72") or a number with words around it
+        value = parse_number(extract_after(gold, "####")) or parse_number(extract_last_number(gold))
+    return value
+
+
+class Proximity(Scorer):
+    """More reward the closer a numeric answer is to the gold one; far outliers negative.
+
+    The distance is ``d = |prediction - gold| / scale`` with ``scale`` defaulting to
+    ``max(|gold|, 1)`` (relative error). Closeness ``c(d)`` falls from 1 at ``d = 0``:
+    ``"linear"`` ``max(0, 1 - d)``; ``"exponential"`` ``0.5 ** d``; ``"inverse"``
+    ``1 / (1 + d)``. The value is ``low + (high - low) * c`` for ``range=(low, high)``
+    (default ``(-1, 1)``). No parseable number gives ``Status.UNPARSEABLE`` with ``low``;
+    a missing or non-numeric gold answer abstains.
+    """
+
+    default_name = "proximity"
+
+    def __init__(
+        self,
+        answer_column: str = "answer",
+        *,
+        extractor: Callable[[str], str | None] = DEFAULT,
+        decay: str = "linear",
+        scale: float | None = None,
+        range: tuple[float, float] = (-1.0, 1.0),  # noqa: A002 - the name users expect
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.answer_column = _column("answer_column", answer_column)
+        self.extractor = _extractor(extractor)
+        self.decay = _one_of("decay", decay, ("linear", "exponential", "inverse"))
+        self.scale = None if scale is None else float(_number("scale", scale, positive=True))
+        if not isinstance(range, (tuple, list)) or len(range) != 2:
+            raise invalid("range", range, "must be a (low, high) pair")
+        low, high = (float(_number("range", v)) for v in range)
+        if not low < high:
+            raise invalid("range", range, "must have low < high")
+        self.range = (low, high)
+
+    def _closeness(self, d: float) -> float:
+        if self.decay == "linear":
+            return max(0.0, 1.0 - d)
+        if self.decay == "exponential":
+            return 0.5**d
+        return 1.0 / (1.0 + d)
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        if self.answer_column not in columns or columns[self.answer_column] is None:
+            return Score.abstain(f"no {self.answer_column!r} column")
+        gold = _gold_number(columns[self.answer_column])
+        if gold is None:
+            return Score.abstain(f"gold answer {str(columns[self.answer_column])[:40]!r} is not a number")
+        found = _safe_extract(self.extractor, text)
+        pred = parse_number(found)
+        if pred is None and found is not None:
+            pred = parse_number(extract_last_number(found))
+        low, high = self.range
+        if pred is None:
+            return Score.unparseable(low, reason="no number in the answer", answer=found)
+        scale = self.scale if self.scale is not None else max(abs(gold), 1.0)
+        diff = abs(pred - gold)
+        d = diff / scale if math.isfinite(diff) else math.inf
+        value = low + (high - low) * self._closeness(d)
+        value = min(high, max(low, value))
+        details = {"gold": gold, "prediction": pred, "distance": d}
+        if d == 0:
+            return Score.ok(value, reason="exact", answer=found, **details)
+        return Score.wrong(value, reason=f"off by {diff:.6g}", answer=found, **details)
+
+
+# ---------------------------------------------------------------------------------------
+class Length(Scorer):
+    """Length shaping: a target band, a DAPO soft overlong penalty, or both (summed).
+
+    ``target=(lo, hi)``: 1.0 inside the band; below it ``n / lo``; above it
+    ``max(0, 1 - (n - hi) / hi)``. ``max_completion_len=L, soft_punish_cache=C`` (TRL's
+    names for DAPO's rule): 0 up to ``L - C``, linear down to -1 at ``L``, -1 beyond.
+    ``unit`` is ``"chars"``, ``"words"`` (whitespace split) or ``"tokens"`` (needs
+    ``tokenizer``: a callable text -> ids or an object with ``encode``).
+    """
+
+    default_name = "length"
+
+    def __init__(
+        self,
+        target: tuple[int, int] | None = None,
+        *,
+        max_completion_len: int | None = None,
+        soft_punish_cache: int = 0,
+        unit: str = "chars",
+        tokenizer: Any = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if target is None and max_completion_len is None:
+            raise invalid("target", target, "or max_completion_len must be given (both are None)")
+        self.target = None
+        if target is not None:
+            if not isinstance(target, (tuple, list)) or len(target) != 2:
+                raise invalid("target", target, "must be a (min, max) pair")
+            lo, hi = (int(_number("target", v, minimum=0, integer=True)) for v in target)
+            if hi <= 0 or lo > hi:
+                raise invalid("target", target, "must have 0 <= min <= max and max > 0")
+            self.target = (lo, hi)
+        self.max_completion_len = None
+        if max_completion_len is not None:
+            self.max_completion_len = int(_number("max_completion_len", max_completion_len, positive=True, integer=True))
+        self.soft_punish_cache = int(_number("soft_punish_cache", soft_punish_cache, minimum=0, integer=True))
+        if self.max_completion_len is not None and self.soft_punish_cache > self.max_completion_len:
+            raise invalid(
+                "soft_punish_cache",
+                soft_punish_cache,
+                f"must be <= max_completion_len={self.max_completion_len}",
+            )
+        self.unit = _one_of("unit", unit, ("chars", "words", "tokens"))
+        if self.unit == "tokens" and not (callable(tokenizer) or hasattr(tokenizer, "encode")):
+            raise invalid("tokenizer", tokenizer, "must be callable or have .encode when unit='tokens'")
+        self.tokenizer = tokenizer
+        self.range = (
+            -1.0 if self.max_completion_len is not None else 0.0,
+            1.0 if self.target is not None else 0.0,
+        )
+
+    def _count(self, text: str) -> int:
+        if self.unit == "chars":
+            return len(text)
+        if self.unit == "words":
+            return len(text.split())
+        tok = self.tokenizer
+        ids = tok.encode(text, add_special_tokens=False) if hasattr(tok, "encode") else tok(text)
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # an HF BatchEncoding
+            ids = ids["input_ids"]
+        return len(ids)
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        n = self._count(text)
+        value = 0.0
+        reasons = []
+        if self.target is not None:
+            lo, hi = self.target
+            if n < lo:
+                value += n / lo
+                reasons.append(f"{n} {self.unit} < {lo}")
+            elif n > hi:
+                value += max(0.0, 1.0 - (n - hi) / hi)
+                reasons.append(f"{n} {self.unit} > {hi}")
+        if self.max_completion_len is not None:
+            limit, cache = self.max_completion_len, self.soft_punish_cache
+            if n > limit:
+                value -= 1.0
+                reasons.append(f"{n} {self.unit} > max_completion_len={limit}")
+            elif cache and n > limit - cache:
+                value += ((limit - cache) - n) / cache
+                reasons.append(f"{n} {self.unit} in the soft punishment zone")
+        value = min(self.range[1], max(self.range[0], value))
+        if reasons:
+            return Score.wrong(value, reason="; ".join(reasons), length=n)
+        return Score.ok(value, reason=f"{n} {self.unit}", length=n)
+
+
+# ---------------------------------------------------------------------------------------
+def _keywords(field: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        words = tuple(value)
+    except TypeError:
+        raise invalid(field, value, "must be a string or an iterable of strings") from None
+    for w in words:
+        if not isinstance(w, str) or not w:
+            raise invalid(field, value, "must hold only non-empty strings")
+    return words
+
+
+class Contains(Scorer):
+    """Keywords present in the completion.
+
+    ``mode="any"``: 1.0 if any keyword appears; ``"all"``: 1.0 only if all do;
+    ``"fraction"``: the share that appears. ``column`` names a per-row column holding
+    more keywords (a string or a list: a recipient's name, say). ``case_sensitive=False``
+    compares casefolded text; ``whole_word=True`` requires word boundaries.
+    """
+
+    default_name = "contains"
+    range = (0.0, 1.0)
+
+    def __init__(
+        self,
+        keywords: str | Iterable[str] = (),
+        *,
+        mode: str = "any",
+        case_sensitive: bool = False,
+        whole_word: bool = False,
+        column: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.keywords = _keywords("keywords", keywords)
+        self.column = None if column is None else _column("column", column)
+        if not self.keywords and self.column is None:
+            raise invalid("keywords", keywords, "must not be empty unless column= is given")
+        self.mode = _one_of("mode", mode, ("any", "all", "fraction"))
+        self.case_sensitive = bool(case_sensitive)
+        self.whole_word = bool(whole_word)
+
+    def _row_keywords(self, columns: dict[str, Any]) -> tuple[str, ...]:
+        extra = columns.get(self.column) if self.column else None
+        if extra is None:
+            return self.keywords
+        if isinstance(extra, str):
+            extra = [extra]
+        try:
+            extra = [str(w) for w in extra if w is not None and str(w).strip()]
+        except TypeError:
+            extra = [str(extra)]
+        return self.keywords + tuple(extra)
+
+    def _present(self, text: str, word: str) -> bool:
+        if not self.case_sensitive:
+            word = word.casefold()
+        if not self.whole_word:
+            return word in text
+        return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        words = self._row_keywords(columns)
+        if not words:
+            return Score.abstain(f"no keywords (column {self.column!r} is empty or missing)")
+        haystack = text if self.case_sensitive else text.casefold()
+        found = [w for w in words if self._present(haystack, w)]
+        missing = [w for w in words if w not in found]
+        if self.mode == "any":
+            value = 1.0 if found else 0.0
+        elif self.mode == "all":
+            value = 1.0 if not missing else 0.0
+        else:
+            value = len(found) / len(words)
+        details = {"found": found, "missing": missing}
+        reason = f"found {len(found)} of {len(words)} keywords"
+        if value >= 1.0:
+            return Score.ok(1.0, reason=reason, **details)
+        return Score.wrong(value, reason=reason, **details)
+
+
+# ---------------------------------------------------------------------------------------
+_PUNCT = regex.compile(r"\p{P}+")
+_SPACES = re.compile(r"\s+")
+
+
+class ExactMatch(Scorer):
+    """1.0 when the (extracted) answer equals a constant or a per-row column, else 0.0.
+
+    Give ``expected=`` (a constant) or ``column=`` (default ``"answer"`` when neither is
+    given). ``extractor=None`` compares the whole completion. Normalisation, applied to
+    both sides: ``unicode_normalize`` (NFKC), ``strip``, ``collapse_whitespace``,
+    ``case_sensitive=False`` (casefold), ``ignore_punctuation``; ``numeric=True`` compares
+    parsed numbers (``1,000`` equals ``1000.0``) when both sides parse.
+    """
+
+    default_name = "exact_match"
+    range = (0.0, 1.0)
+
+    def __init__(
+        self,
+        expected: str | int | float | None = None,
+        *,
+        column: str | None = None,
+        extractor: Callable[[str], str | None] | None = None,
+        case_sensitive: bool = False,
+        strip: bool = True,
+        collapse_whitespace: bool = True,
+        unicode_normalize: bool = True,
+        ignore_punctuation: bool = False,
+        numeric: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if expected is not None and column is not None:
+            raise invalid("expected", expected, f"and column={column!r} cannot both be given")
+        if expected is not None and (isinstance(expected, bool) or not isinstance(expected, (str, int, float))):
+            raise invalid("expected", expected, "must be a string or a number")
+        self.expected = expected
+        self.column = None if expected is not None else _column("column", column or "answer")
+        self.extractor = None if extractor is None else _extractor(extractor)
+        self.case_sensitive = bool(case_sensitive)
+        self.strip = bool(strip)
+        self.collapse_whitespace = bool(collapse_whitespace)
+        self.unicode_normalize = bool(unicode_normalize)
+        self.ignore_punctuation = bool(ignore_punctuation)
+        self.numeric = bool(numeric)
+
+    def normalize(self, s: str) -> str:
+        """The normalised form both sides are compared in."""
+        if self.unicode_normalize:
+            s = unicodedata.normalize("NFKC", s)
+        if self.ignore_punctuation:
+            s = _PUNCT.sub("", s)
+        if self.collapse_whitespace:
+            s = _SPACES.sub(" ", s)
+        if self.strip:
+            s = s.strip()
+        if not self.case_sensitive:
+            s = s.casefold()
+        return s
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        if self.column is not None:
+            gold = columns.get(self.column)
+            if gold is None:
+                return Score.abstain(f"no {self.column!r} column")
+        else:
+            gold = self.expected
+        found = text if self.extractor is None else _safe_extract(self.extractor, text)
+        if found is None:
+            return Score.unparseable(0.0, reason="no answer extracted")
+        if self.numeric:
+            a, b = parse_number(found), parse_number(gold)
+            if a is not None and b is not None:
+                same = math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+                return (Score.ok if same else Score.wrong)(float(same), reason="numeric comparison", answer=found)
+        same = self.normalize(found) == self.normalize(str(gold))
+        return (Score.ok if same else Score.wrong)(float(same), reason="equal" if same else "differs", answer=found)
