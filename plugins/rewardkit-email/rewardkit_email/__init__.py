@@ -1,0 +1,211 @@
+"""rewardkit-email: a rubric for drafted email replies, registered as ``email``.
+
+Parts (each weight 1, so the total is the seed's plain sum): ``keyword`` +1 when the
+required keyword(s) appear; ``exact`` +1 when the reply equals the ideal reply; ``too_long``
+-1 when the reply runs over ``max_words``; ``recipient`` +1 when the recipient's name
+appears; ``signature`` +1 when the closing block holds a phone number, an email address and
+a postal address.
+
+Limits: the signature check reads only the last ``tail_chars`` characters (a signature
+closes an email, and this bounds the work on huge inputs) and knows English-style postal
+addresses: a numbered street ("221B Baker Street"), a US state and ZIP ("CA 94107"), a UK
+postcode ("NW1 6XE") or a PO box. Matching is case-insensitive and plain substring, so
+"Ann" is found in "Annual"; use ``whole_words=True`` for word boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from rewardkit import Score, Scorer
+from rewardkit.errors import invalid
+from rewardkit.plugins import hookimpl
+
+__all__ = ["Signature", "Mentions", "email_rubric", "PARTS"]
+__version__ = "0.1.0"
+
+PARTS = ("keyword", "exact", "too_long", "recipient", "signature")
+_FIELDS = ("phone", "email", "address")
+
+_PHONE = re.compile(r"(?<![\w@])\+?\(?\d{1,4}\)?(?:[ .\-]?\(?\d{2,5}\)?){1,5}(?![\w@])")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,4}\.[A-Za-z]{2,24}\b")
+_STREET = (
+    r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|"
+    r"square|sq|terrace|parkway|pkwy|highway|hwy|close|crescent"
+)
+_ADDRESS = re.compile(
+    r"\b\d{1,6}[A-Za-z]?(?:[ \t]+[A-Za-z0-9.'\-]{1,30}){0,5}?[ \t]+(?:" + _STREET + r")\b"
+    r"|\b[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?\b"  # US state + ZIP
+    r"|\b[A-Z]{1,2}\d[A-Z\d]?[ \t]*\d[A-Z]{2}\b"  # UK postcode
+    r"|\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d+",
+    re.IGNORECASE,
+)
+
+
+def _phone(text: str) -> str | None:
+    for match in _PHONE.finditer(text):
+        if sum(c.isdigit() for c in match.group()) >= 7:  # not a year, a price or a house number
+            return match.group().strip()
+    return None
+
+
+def _address(text: str) -> str | None:
+    # the US/UK postcode alternatives must be upper case; IGNORECASE is for street words
+    for match in _ADDRESS.finditer(text):
+        found = match.group()
+        if found[0].isdigit() or found.upper().startswith("P") or found.isupper() or found[:2].isupper():
+            return found
+    return None
+
+
+def _finders() -> dict[str, Any]:
+    return {
+        "phone": _phone,
+        "email": lambda t: (m.group() if (m := _EMAIL.search(t)) else None),
+        "address": _address,
+    }
+
+
+class Signature(Scorer):
+    """1.0 when the closing block holds every field in ``require`` (phone, email, address).
+
+    ``partial=True`` gives the share of required fields found instead of all-or-nothing.
+    ``details`` lists what was found.
+    """
+
+    default_name = "signature"
+
+    def __init__(self, *, require: Sequence[str] = _FIELDS, tail_chars: int = 500, partial: bool = False,
+                 name: str | None = None) -> None:
+        super().__init__(name=name)
+        if isinstance(require, str) or not require or any(f not in _FIELDS for f in require):
+            raise invalid("require", require, f"must be a non-empty list drawn from {_FIELDS}")
+        if isinstance(tail_chars, bool) or not isinstance(tail_chars, int) or tail_chars < 20:
+            raise invalid("tail_chars", tail_chars, "must be an int >= 20")
+        self.require = tuple(dict.fromkeys(require))
+        self.tail_chars = tail_chars
+        self.partial = bool(partial)
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        tail = text[-self.tail_chars :]
+        finders = _finders()
+        found = {f: finders[f](tail) for f in self.require}
+        missing = [f for f, v in found.items() if v is None]
+        share = 1 - len(missing) / len(found)
+        value = share if self.partial else float(not missing)
+        details = {f: v for f, v in found.items() if v is not None}
+        if not missing:
+            return Score.ok(value, reason="signature complete", **details)
+        return Score.wrong(value, reason="signature lacks " + ", ".join(missing), **details)
+
+
+def _terms(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = [value]
+    elif isinstance(value, (list, tuple)):
+        items = [v for v in value if isinstance(v, str)]
+    else:
+        items = [str(value)]
+    items = [v.strip() for v in items if v.strip()]
+    return items or None
+
+
+class Mentions(Scorer):
+    """1.0 when every term from the row's ``column`` (a string or a list) appears.
+
+    Case-insensitive; ``whole_words=True`` requires word boundaries. A row without the
+    column abstains.
+    """
+
+    def __init__(self, column: str, *, whole_words: bool = False, name: str | None = None) -> None:
+        if not isinstance(column, str) or not column.isidentifier():
+            raise invalid("column", column, "must be a column name (an identifier)")
+        super().__init__(name=name or f"mentions_{column}")
+        self.column = column
+        self.whole_words = bool(whole_words)
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        terms = _terms(columns.get(self.column))
+        if terms is None:
+            return Score.abstain(f"no {self.column!r} column")
+        folded = text.casefold()
+        if self.whole_words:
+            missing = [t for t in terms if not re.search(r"(?<!\w)" + re.escape(t.casefold()) + r"(?!\w)", folded)]
+        else:
+            missing = [t for t in terms if t.casefold() not in folded]
+        if missing:
+            return Score.wrong(0.0, reason=f"missing {missing[0]!r}"[:120])
+        return Score.ok(1.0, reason=f"mentions {len(terms)} term(s)")
+
+
+class _SameReply(Scorer):
+    """1.0 when the reply equals the row's ideal reply, whitespace and case folded."""
+
+    def __init__(self, column: str, *, name: str = "exact") -> None:
+        super().__init__(name=name)
+        self.column = column
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        ideal = columns.get(self.column)
+        if not isinstance(ideal, str) or not ideal.strip():
+            return Score.abstain(f"no {self.column!r} column")
+        same = " ".join(text.split()).casefold() == " ".join(ideal.split()).casefold()
+        return Score.ok(1.0, reason="matches the ideal reply") if same else Score.wrong(0.0, reason="differs")
+
+
+class _TooLong(Scorer):
+    """-1.0 when the reply has more than ``max_words`` words, else 0."""
+
+    range = (-1.0, 0.0)
+
+    def __init__(self, max_words: int, *, name: str = "too_long") -> None:
+        super().__init__(name=name)
+        self.max_words = max_words
+
+    def _score(self, text: str, **columns: Any) -> Score:
+        # count lazily: stop at max_words + 1 so a 1 MB reply costs no more than a short one
+        count = 0
+        for _ in re.finditer(r"\S+", text):
+            count += 1
+            if count > self.max_words:
+                return Score.wrong(-1.0, reason=f"over {self.max_words} words")
+        return Score.ok(0.0, reason=f"{count} words")
+
+
+def email_rubric(*, keyword_column: str = "keyword", ideal_column: str = "ideal_reply",
+                 recipient_column: str = "recipient", max_words: int = 150, whole_words: bool = False,
+                 name: str = "email", **signature_options: Any):
+    """The email rubric: parts ``keyword``, ``exact``, ``too_long``, ``recipient``, ``signature``."""
+    from rewardkit import Rubric
+
+    if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
+        raise invalid("max_words", max_words, "must be an int >= 1")
+    for field, value in (("keyword_column", keyword_column), ("ideal_column", ideal_column),
+                         ("recipient_column", recipient_column)):
+        if not isinstance(value, str) or not value.isidentifier():
+            raise invalid(field, value, "must be a column name (an identifier)")
+    parts = {
+        "keyword": Mentions(keyword_column, whole_words=whole_words, name="keyword"),
+        "exact": _SameReply(ideal_column),
+        "too_long": _TooLong(max_words),
+        "recipient": Mentions(recipient_column, whole_words=whole_words, name="recipient"),
+        "signature": Signature(**signature_options),
+    }
+    return Rubric({k: (v, 1.0) for k, v in parts.items()}, name=name)
+
+
+@hookimpl
+def register_scorers(register):
+    register("email.signature", Signature,
+             description="closing block holds a phone number, an email address and a postal address")
+    register("email.recipient", lambda **options: Mentions(options.pop("column", "recipient"), **options),
+             description="the recipient's name (column 'recipient') appears in the reply")
+
+
+@hookimpl
+def register_rubrics(register):
+    register("email", email_rubric,
+             description="email reply: keyword, exact ideal reply, length, recipient, signature (seed rubric)")
