@@ -58,9 +58,12 @@ _INHERITED: dict[int, Callable[[Any], Score]] = {}
 
 # --------------------------------------------------------------------------------------
 # worker side
-def _worker_main(conn: Any, parent_pid: int) -> None:
+def _worker_main(conn: Any) -> None:
     """Loop: receive ``(token, payload, items)``, answer one message per item."""
     token, job = None, None
+    # our parent is the caller (fork) or the forkserver, which exits with the caller;
+    # either way a changed parent pid means we were orphaned
+    parent_pid = os.getppid()
     while True:
         try:
             # poll so an orphaned worker notices its parent died even if a sibling
@@ -107,7 +110,7 @@ def _run_one(job: Callable[[Any], Score], item: Any) -> Score:
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         parent, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
         self.process.start()
         child.close()
         self.conn = parent
