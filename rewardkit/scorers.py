@@ -378,6 +378,8 @@ class Length(Scorer):
             elif n > hi:
                 value += max(0.0, 1.0 - (n - hi) / hi)
                 reasons.append(f"{n} {self.unit} > {hi}")
+            else:
+                value += 1.0
         if self.max_completion_len is not None:
             limit, cache = self.max_completion_len, self.soft_punish_cache
             if n > limit:
@@ -514,7 +516,7 @@ class ExactMatch(Scorer):
         if expected is not None and (isinstance(expected, bool) or not isinstance(expected, (str, int, float))):
             raise invalid("expected", expected, "must be a string or a number")
         self.expected = expected
-        self.column = None if expected is not None else _column("column", column or "answer")
+        self.column = None if expected is not None else _column("column", "answer" if column is None else column)
         self.extractor = None if extractor is None else _extractor(extractor)
         self.case_sensitive = bool(case_sensitive)
         self.strip = bool(strip)
