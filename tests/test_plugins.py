@@ -393,3 +393,35 @@ def test_email_plugin_is_found_through_its_entry_point(tmp_path):
     assert got["signature"] == "scorer"
     assert got["rubric"] == "Rubric"
     assert got["module"].startswith("rewardkit_email")
+
+
+def test_the_plugin_in_the_docs_installs_and_is_discovered(tmp_path):
+    """docs/plugins.md's complete plugin, built and installed by pip, found by entry point."""
+    import re
+
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pyproject.toml").write_text(re.search(r"```toml\n(.*?)```", text, re.S).group(1))
+    module = re.search(r"`rewardkit_polite.py`:\n\n```python\n(.*?)```", text, re.S).group(1)
+    (src / "rewardkit_polite.py").write_text(module)
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", "--no-index",
+           "--disable-pip-version-check", "--target", str(target), str(src)]
+    built = subprocess.run(pip, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    code = (
+        "import json, rewardkit\n"
+        "info = rewardkit.available()\n"
+        "value = rewardkit.get('polite').score('Thanks, and please reply soon.').value\n"
+        "total = rewardkit.get('polite_reply').score('thank you').total\n"
+        "print(json.dumps([info['polite'], info['polite_reply']['kind'], value, total]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])}
+    env.pop(plugins.ENV_VAR, None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    info, kind, value, total = json.loads(out.stdout)
+    assert info["distribution"] == "rewardkit-polite" and info["version"] == "0.1.0"
+    assert kind == "rubric" and value == pytest.approx(2 / 3) and total == pytest.approx(1 / 3)
