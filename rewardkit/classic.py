@@ -10,7 +10,10 @@ Known defects (each one has a test in ``tests/test_classic.py``):
 
 - ``strict_format_reward_func`` and ``soft_format_reward_func`` compile without DOTALL:
   strict only matches one-line reasoning and answer; soft never matches a completion
-  whose reasoning spans lines, so format rewards silently stay 0.
+  with a newline inside a tag pair, not even the very layout strict asks for
+  (``<reasoning>\n...\n</reasoning>``), so format rewards silently stay 0.
+- ``strict_format_reward_func`` also demands the final newline after ``</answer>``,
+  which generation usually stops before.
 - ``xmlcount_reward_func`` subtracts 0.001 per character after the last
   ``"\\n</answer>\\n"``; a completion that ends at ``</answer>`` with no newline (the usual
   EOS case) has no such marker, so the whole text counts: 446 characters score 0.055

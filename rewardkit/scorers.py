@@ -327,7 +327,7 @@ class Length(Scorer):
     ) -> None:
         super().__init__(name=name)
         if target is None and max_completion_len is None:
-            raise invalid("target", target, "or max_completion_len must be given (both are None)")
+            raise invalid("target", target, "needs max_completion_len= when not given (give one or both)")
         self.target = None
         if target is not None:
             if not isinstance(target, (tuple, list)) or len(target) != 2:
