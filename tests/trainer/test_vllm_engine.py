@@ -1,0 +1,283 @@
+"""The vLLM rollout engine, run for real on a tiny random-init Llama (fp32, CPU).
+
+Three engines per module (full weights, LoRA merged, LoRA adapter), each built once.
+The pure parts (importance-sampling ratio, peft name mapping) need no vLLM.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rewardkit.errors import InvalidArgument  # noqa: E402
+from rewardkit_trainer.rollout import SamplingParams  # noqa: E402
+from rewardkit_trainer.rollout.vllm_engine import (  # noqa: E402
+    VLLMEngine,
+    hf_weights,
+    importance_sampling_ratio,
+)
+
+pytestmark = [
+    # vLLM and its dependencies warn at import and at engine start; none of it is ours
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:vllm.*"),
+    pytest.mark.filterwarnings("ignore::UserWarning:vllm.*"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:importlib.*"),
+    pytest.mark.filterwarnings("ignore:.*SwigPy.*:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*swigvarlink.*:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.timeout(300),
+]
+
+VOCAB = 96
+EOS = 2
+
+
+def tiny_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"w{i}": i + 3 for i in range(VOCAB - 3)})
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+
+
+def tiny_model(seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    # head_dim 32: vLLM's CPU attention refuses 16
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
+                      tie_word_embeddings=True, bos_token_id=1, eos_token_id=EOS)
+    model = LlamaForCausalLM(cfg).float().eval()
+    with torch.no_grad():  # sharpen the logits so greedy choices are not near-ties
+        model.model.embed_tokens.weight.mul_(5)
+    return model
+
+
+def tiny_lora(seed: int = 0):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_model(seed), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"]))
+    perturb_lora(model, seed)
+    return model
+
+
+def perturb(model, seed: int, scale: float = 0.05) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale * p.abs().mean())
+
+
+def perturb_lora(model, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed + 1000)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:  # lora_B starts at zero: give the adapter a real effect
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+
+
+def hf_logprobs(model, prompt, completion, temperature=1.0):
+    """transformers' log-probs of ``completion`` after ``prompt`` (teacher forcing)."""
+    ids = torch.tensor([list(prompt) + list(completion)])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
+
+
+def hf_greedy(model, prompt, n):
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = int(model(torch.tensor([ids])).logits[0, -1].argmax())
+            ids.append(nxt)
+            if nxt == EOS:
+                break
+    return ids[len(prompt) :]
+
+
+PROMPTS = [[1, 5, 6, 7], [1, 9, 10], [1, 40, 41, 42, 43, 44]]
+GREEDY = SamplingParams(num_generations=1, max_completion_length=12, temperature=0.0)
+
+
+def assert_follows(engine, model, prompts=PROMPTS):
+    """The engine's greedy tokens and their log-probs equal transformers' on ``model``."""
+    out = engine.generate(prompts, GREEDY)
+    for prompt, ids, lps in zip(prompts, out.completion_ids, out.logprobs):
+        assert ids == hf_greedy(model, prompt, GREEDY.max_completion_length)
+        ref = hf_logprobs(model, prompt, ids)
+        assert torch.allclose(torch.tensor(lps), ref, atol=1e-4), (lps, ref.tolist())
+    return out
+
+
+def config(**kw):
+    base = dict(max_prompt_length=16, max_completion_length=24, seed=0)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+@pytest.fixture(scope="module")
+def full():
+    model, tok = tiny_model(), tiny_tokenizer()
+    engine = VLLMEngine(model, tok, config())
+    yield model, engine
+    engine.close()
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+@pytest.mark.vllm
+def test_rollout_shape_and_grouping(full):
+    model, engine = full
+    params = SamplingParams(num_generations=3, max_completion_length=10, temperature=1.0, seed=7)
+    out = engine.generate(PROMPTS[:2], params)
+    assert out.prompt_ids == PROMPTS[:2]
+    assert out.num_completions == 6 and len(out.texts) == 6 and len(out.truncated) == 6
+    for ids, lps, cut, text in zip(out.completion_ids, out.logprobs, out.truncated, out.texts):
+        assert len(ids) == len(lps) and 1 <= len(ids) <= 10
+        assert cut == (len(ids) == 10 and ids[-1] != EOS)
+        assert all(lp <= 0 for lp in lps)
+        assert text == engine.tokenizer.decode(ids, skip_special_tokens=True)
+    assert out.stats["tokens"] == sum(map(len, out.completion_ids))
+
+
+@pytest.mark.vllm
+def test_sampled_logprobs_match_transformers_at_temperature(full):
+    model, engine = full
+    params = SamplingParams(num_generations=2, max_completion_length=8, temperature=0.7, seed=3)
+    out = engine.generate(PROMPTS, params)
+    for row, (ids, lps) in enumerate(zip(out.completion_ids, out.logprobs)):
+        ref = hf_logprobs(model, PROMPTS[row // 2], ids, temperature=0.7)
+        assert torch.allclose(torch.tensor(lps), ref, atol=1e-4)
+
+
+@pytest.mark.vllm
+def test_duplicate_prompts_get_distinct_samples(full):
+    _, engine = full
+    params = SamplingParams(num_generations=4, max_completion_length=12, temperature=1.0, seed=11)
+    out = engine.generate([PROMPTS[0]] * 2, params)
+    assert len({tuple(ids) for ids in out.completion_ids}) > 4  # not two copies of one group
+
+
+@pytest.mark.vllm
+def test_weight_sync_follows_trained_weights(full):
+    model, engine = full
+    before = assert_follows(engine, model)
+    perturb(model, seed=1, scale=0.5)
+    engine.update_weights(model)
+    after = assert_follows(engine, model)
+    assert before.logprobs != after.logprobs  # the sync changed what vLLM computes
+    # an optimizer step, as the trainer would take it
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    ids = torch.tensor([PROMPTS[0] + after.completion_ids[0]])
+    model.train()
+    model(ids, labels=ids).loss.backward()
+    opt.step()
+    model.eval()
+    engine.update_weights(model)
+    assert_follows(engine, model)
+    assert len(engine.sync_seconds) == 2
+
+
+@pytest.mark.vllm
+def test_engine_gives_torch_threads_back(full):
+    # vLLM-CPU replaces torch.set_num_threads with a no-op; the trainer shares the process
+    assert torch.set_num_threads.__module__ == "torch"
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("sync", ["merged", "adapter"])
+def test_lora_sync_follows_adapter(sync):
+    model, tok = tiny_lora(), tiny_tokenizer()
+    engine = VLLMEngine(model, tok, config(vllm_lora_sync=sync))
+    try:
+        assert engine.lora_sync == sync
+        assert_follows(engine, model)
+        perturb_lora(model, seed=5)
+        engine.update_weights(model)
+        assert_follows(engine, model)
+        # the policy itself was not merged or modified by the sync
+        assert any(".lora_A." in n for n, _ in model.named_parameters())
+    finally:
+        engine.close()
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize("kw", [{"vllm_lora_sync": "fused"}, {"vllm_sleep_level": 3}])
+def test_invalid_config_raises_before_building(kw):
+    with pytest.raises(InvalidArgument, match=next(iter(kw))):
+        VLLMEngine(tiny_model(), tiny_tokenizer(), config(**kw))
+
+
+def test_hf_weights_merges_lora_without_touching_the_policy():
+    model = tiny_lora()
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    merged = dict(hf_weights(model))
+    base = tiny_model()
+    assert set(merged) == set(base.state_dict())
+    q = model.base_model.model.model.layers[0].self_attn.q_proj
+    expect = q.base_layer.weight + q.scaling["default"] * q.lora_B["default"].weight @ q.lora_A["default"].weight
+    assert torch.allclose(merged["model.layers.0.self_attn.q_proj.weight"], expect, atol=1e-6)
+    assert torch.equal(merged["model.layers.0.self_attn.k_proj.weight"], base.model.layers[0].self_attn.k_proj.weight * 1)
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n])
+    # the merged weights reproduce the peft model's forward exactly
+    base.load_state_dict(merged, strict=False)
+    ids = torch.tensor([PROMPTS[2]])
+    with torch.no_grad():
+        assert torch.allclose(base(ids).logits, model(ids).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
+def test_importance_sampling_ratio_modes(mode):
+    policy = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -1.0, 0.0]])
+    sampler = torch.tensor([[-1.0, -3.5, -3.0], [-1.0, -1.2, float("nan")]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    ratio = importance_sampling_ratio(policy, sampler, mask, mode=mode, cap=3.0)
+    e15, e02 = torch.exp(torch.tensor(1.5)).item(), torch.exp(torch.tensor(0.2)).item()  # 4.48, 1.22
+    expected = {
+        "token_truncate": [[1.0, 3.0, 1.0], [1.0, e02, 1.0]],
+        "token_mask": [[1.0, 0.0, 1.0], [1.0, e02, 1.0]],
+        "sequence_truncate": [[3.0], [e02]],
+        "sequence_mask": [[0.0], [e02]],
+    }[mode]
+    assert torch.allclose(ratio, torch.tensor(expected), atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [{"mode": "tokens"}, {"cap": 0.0}, {"cap": -1.0}])
+def test_importance_sampling_ratio_rejects_bad_options(kw):
+    x = torch.zeros(1, 2)
+    with pytest.raises(InvalidArgument):
+        importance_sampling_ratio(x, x, x, **kw)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-30, 0), min_size=1, max_size=8),
+    st.lists(st.floats(-30, 0), min_size=1, max_size=8),
+    st.sampled_from(["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]),
+    st.floats(1.01, 10.0),
+)
+def test_importance_sampling_ratio_is_bounded_and_finite(policy, sampler, mode, cap):
+    n = min(len(policy), len(sampler))
+    p, s = torch.tensor([policy[:n]]), torch.tensor([sampler[:n]])
+    ratio = importance_sampling_ratio(p, s, torch.ones(1, n), mode=mode, cap=cap)
+    assert torch.isfinite(ratio).all() and (ratio >= 0).all() and (ratio <= cap + 1e-6).all()
+    # equal distributions need no correction
+    assert torch.allclose(importance_sampling_ratio(p, p, torch.ones(1, n), mode=mode, cap=cap), torch.ones_like(ratio))

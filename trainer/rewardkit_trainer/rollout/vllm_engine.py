@@ -1,0 +1,419 @@
+"""A colocated vLLM rollout engine that follows the policy after every optimizer step.
+
+The engine lives in the trainer's process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` is set
+before vLLM starts unless the caller set it), so weights travel as tensors, never through
+files or sockets. At start the policy is written once as an HF folder (a temp dir, or
+``<output_dir>/vllm_model`` when the config names an output dir) and vLLM loads it.
+
+Weight sync, without restarting the engine:
+
+- full model: every tensor goes through the worker's ``reload_weights`` path (HF names;
+  vLLM fuses q/k/v and gate/up itself). ``model.load_weights`` is NOT used: on CPU vLLM
+  prepacks linear weights and ``load_weights`` fails half way.
+- peft LoRA, ``vllm_lora_sync="merged"`` (default, faster here; see bench/results/vllm.md):
+  ``W + scale * B @ A`` is computed per target module from peft's own
+  ``get_delta_weight`` without touching the policy, then pushed like a full model.
+  Only the target modules travel after the first sync.
+- peft LoRA, ``vllm_lora_sync="adapter"``: the adapter is saved to a fresh folder each
+  step and served as a ``LoRARequest`` with a new id (vLLM caches adapters by id).
+
+After every sync the prefix cache is reset: stale prefix KV silently changes outputs.
+
+Log-probs: ``logprobs_mode="processed_logprobs"``, i.e. of the distribution actually
+sampled from (after temperature, top-k, top-p), for the chosen tokens. With top-k/top-p
+off that equals ``log_softmax(logits / temperature)``, which is what the trainer computes,
+so :func:`importance_sampling_ratio` compares like with like.
+
+Limits: one engine per process; tensor parallelism is not wired; sleep mode needs CUDA
+(on CPU it is refused by vLLM, so it is skipped with one log line); DoRA adapters and
+``fan_in_fan_out`` layers are merged through peft's own delta, other peft tuners are
+refused. On CPU, vLLM pins the process's torch threads to 1 and disables
+``torch.set_num_threads``; the engine puts both back after start so training is not slowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from rewardkit.errors import invalid
+
+from .base import Rollout, RolloutEngine, SamplingParams
+
+__all__ = ["VLLMEngine", "importance_sampling_ratio", "vllm_available", "hf_weights"]
+
+log = logging.getLogger(__name__)
+
+IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+LORA_SYNC_MODES = ("merged", "adapter")
+_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's max_lora_rank accepts
+
+
+def vllm_available() -> bool:
+    """True when ``import vllm`` would find a package (does not import it: that takes seconds)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def importance_sampling_ratio(
+    policy_logprobs: torch.Tensor,
+    sampler_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    mode: str = "sequence_mask",
+    cap: float = 3.0,
+) -> torch.Tensor:
+    """Weights that correct for sampling from vLLM rather than from the trained policy.
+
+    ``policy_logprobs`` are the trainer's old-policy log-probs of the sampled tokens,
+    ``sampler_logprobs`` vLLM's (``Rollout.logprobs`` padded), ``mask`` 1 on completion
+    tokens; all [B, T]. The ratio is ``exp(policy - sampler)`` per token (``token_*``) or
+    ``exp(sum_t(policy - sampler))`` per sequence (``sequence_*``, shape [B, 1]).
+    ``*_truncate`` clamps it at ``cap``; ``*_mask`` zeroes it where it exceeds ``cap``
+    (TRL's semantics, with no lower bound). NaN sampler log-probs count as no correction.
+    Multiply the per-token loss by the result; it carries no gradient.
+    """
+    if mode not in IS_MODES:
+        raise invalid("vllm_importance_sampling_mode", mode, f"must be one of {IS_MODES}")
+    if not cap > 0:
+        raise invalid("vllm_importance_sampling_cap", cap, "must be > 0")
+    diff = (policy_logprobs.detach().float() - sampler_logprobs.float()) * mask.float()
+    diff = torch.nan_to_num(diff, nan=0.0)
+    if mode.startswith("sequence"):
+        diff = diff.sum(dim=-1, keepdim=True)
+    # clamp in log space first: exp of a huge positive difference would be inf
+    ratio = torch.exp(diff.clamp(max=80.0))
+    if mode.endswith("truncate"):
+        return ratio.clamp(max=cap)
+    return ratio.masked_fill(ratio > cap, 0.0)
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def _is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def _hf_name(name: str) -> str:
+    """peft parameter name -> the base model's HF checkpoint name."""
+    if name.startswith("base_model.model."):
+        name = name[len("base_model.model.") :]
+    name = name.replace(".base_layer.", ".")
+    for marker in (".modules_to_save.",):
+        if marker in name:  # "<mod>.modules_to_save.<adapter>.weight" -> "<mod>.weight"
+            head, tail = name.split(marker, 1)
+            name = head + "." + tail.split(".", 1)[1]
+    return name
+
+
+def hf_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(hf_name, tensor)`` for the policy as plain HF weights.
+
+    For a peft LoRA model the active adapters are merged on the fly (``W + scale * B @ A``,
+    computed by peft's ``get_delta_weight``); the policy itself is not modified. Every
+    weight is yielded: vLLM's in-place reload re-processes whole modules, and a partial
+    set (say only the LoRA targets) leaves the fused modules it touches half loaded.
+    """
+    if not _is_peft(model):
+        for name, tensor in model.state_dict().items():
+            yield name, tensor.detach()
+        return
+    from peft.tuners.lora import LoraLayer
+
+    lora_layers = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if ".lora_" in name or ".original_module." in name:
+                continue
+            module_name, _, leaf = name.rpartition(".")
+            owner = module_name[: -len(".base_layer")] if module_name.endswith(".base_layer") else None
+            layer = lora_layers.get(owner) if owner else None
+            if layer is not None and leaf == "weight":
+                merged = tensor.detach().clone()
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A:
+                        merged += layer.get_delta_weight(adapter).to(merged.dtype)
+                yield _hf_name(name), merged
+            else:
+                yield _hf_name(name), tensor.detach()
+
+
+def _base_weights(model: Any) -> dict[str, torch.Tensor]:
+    """The weights under a peft adapter (what vLLM serves a LoRARequest on top of)."""
+    out = {}
+    for name, tensor in model.state_dict().items():
+        if ".lora_" in name or ".modules_to_save." in name:
+            continue
+        out[_hf_name(name).replace(".original_module.", ".")] = tensor.detach()
+    return out
+
+
+def _export_hf_folder(model: Any, tokenizer: Any, path: Path, *, merged: bool) -> None:
+    """Write config, weights, generation config and tokenizer vLLM can load.
+
+    Written by hand rather than ``save_pretrained``: that refuses a GGUF-loaded model, and
+    for a peft model it would write only the adapter. Tied ``lm_head`` is left out
+    (safetensors refuses shared storage; vLLM ties it from the config).
+    """
+    from safetensors.torch import save_file
+
+    base = model.get_base_model() if _is_peft(model) else model
+    path.mkdir(parents=True, exist_ok=True)
+    config = base.config.__class__.from_dict(base.config.to_dict())
+    # vLLM treats quant_method == "gguf" as a GGUF checkpoint; the weights here are dequantized
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    config.save_pretrained(path)
+    if getattr(base, "generation_config", None) is not None:
+        base.generation_config.save_pretrained(path)
+    if _is_peft(model) and not merged:
+        weights = _base_weights(model)
+    else:
+        weights = dict(hf_weights(model))
+    if tied:
+        weights.pop("lm_head.weight", None)
+    save_file({n: t.contiguous().cpu() for n, t in weights.items()}, str(path / "model.safetensors"))
+    tokenizer.save_pretrained(str(path))
+
+
+def _lora_rank(model: Any) -> int:
+    ranks = [int(cfg.r) for cfg in model.peft_config.values()]
+    ranks += [int(r) for cfg in model.peft_config.values() for r in (getattr(cfg, "rank_pattern", None) or {}).values()]
+    top = max(ranks)
+    for supported in _LORA_RANKS:
+        if top <= supported:
+            return supported
+    raise invalid("r", top, f"must be <= {_LORA_RANKS[-1]} (vLLM's largest max_lora_rank)")
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    for value in (getattr(gen, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value is not None:
+            ids.update(int(v) for v in value)
+    return sorted(ids)
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+class VLLMEngine(RolloutEngine):
+    """Sample rollouts with a colocated ``vllm.LLM`` built from the policy's weights.
+
+    Reads from ``config`` (a GRPOConfig or anything with the same attribute names; all
+    optional): ``vllm_gpu_memory_utilization`` (0.3), ``vllm_enable_sleep_mode`` (False),
+    ``vllm_sleep_level`` (1), ``vllm_lora_sync`` ("merged"), ``max_prompt_length`` and
+    ``max_completion_length`` (the engine's context length), ``output_dir``, ``seed``.
+    ``dtype`` overrides the engine's dtype (default: the policy's, so log-probs match).
+    ``llm_kwargs`` are passed through to ``vllm.LLM``.
+    """
+
+    name = "vllm"
+
+    def __init__(self, model: Any, tokenizer: Any, config: Any = None, *, dtype: Any = None,
+                 **llm_kwargs: Any) -> None:
+        lora_sync = getattr(config, "vllm_lora_sync", "merged")
+        if lora_sync not in LORA_SYNC_MODES:
+            raise invalid("vllm_lora_sync", lora_sync, f"must be one of {LORA_SYNC_MODES}")
+        sleep_level = getattr(config, "vllm_sleep_level", 1)
+        if sleep_level not in (1, 2):
+            raise invalid("vllm_sleep_level", sleep_level, "must be 1 or 2")
+        self.tokenizer = tokenizer
+        self.is_peft = _is_peft(model)
+        self.lora_sync = lora_sync if self.is_peft else "full"
+        self.sleep_level = sleep_level
+        self.seed = getattr(config, "seed", None)
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.sync_seconds: list[float] = []  # one entry per update_weights call
+        self._calls = itertools.count()
+        self._lora_ids = itertools.count(1)
+        self._lora_request: Any = None
+        self._asleep = False
+        self._sleeping: set[str] = set()
+        cuda = next(model.parameters()).device.type == "cuda"
+        self.sleep_enabled = bool(getattr(config, "vllm_enable_sleep_mode", False)) and cuda
+        if getattr(config, "vllm_enable_sleep_mode", False) and not cuda:
+            log.info("vLLM sleep mode needs CUDA; running without it on %s", next(model.parameters()).device)
+
+        output_dir = getattr(config, "output_dir", None)
+        if output_dir:
+            self._root = Path(output_dir) / "vllm_model"
+            self._owns_root = False
+        else:
+            self._root = Path(tempfile.mkdtemp(prefix="rewardkit-vllm-"))
+            self._owns_root = True
+        _export_hf_folder(model, tokenizer, self._root / "base", merged=self.lora_sync != "adapter")
+        self.llm = self._build_llm(model, config, dtype, cuda, llm_kwargs)
+        if self.lora_sync == "adapter":
+            self._save_adapter(model)
+
+    def _build_llm(self, model: Any, config: Any, dtype: Any, cuda: bool, extra: dict) -> Any:
+        # colocated: in-process engine so that weight sync passes tensors by reference
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        if not cuda:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        threads, set_threads = torch.get_num_threads(), torch.set_num_threads
+        import vllm
+
+        base = model.get_base_model() if self.is_peft else model
+        max_len = _max_model_len(base, config)
+        kwargs: dict[str, Any] = dict(
+            model=str(self._root / "base"),
+            dtype=dtype if dtype is not None else next(model.parameters()).dtype,
+            seed=int(self.seed or 0),
+            max_model_len=max_len,
+            enforce_eager=not cuda,
+            logprobs_mode="processed_logprobs",
+            enable_prefix_caching=True,
+        )
+        if cuda:
+            kwargs["gpu_memory_utilization"] = float(getattr(config, "vllm_gpu_memory_utilization", 0.3))
+            kwargs["enable_sleep_mode"] = self.sleep_enabled
+        if self.lora_sync == "adapter":
+            kwargs.update(enable_lora=True, max_lora_rank=_lora_rank(model), max_loras=1)
+        kwargs.update(extra)
+        try:
+            return vllm.LLM(**kwargs)
+        finally:
+            # vLLM-CPU pins torch to 1 thread and disables set_num_threads process-wide;
+            # the trainer shares this process and needs its threads back
+            torch.set_num_threads = set_threads
+            torch.set_num_threads(threads)
+
+    # -- sampling ------------------------------------------------------------------
+
+    def generate(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams) -> Rollout:
+        from vllm import SamplingParams as VSamplingParams
+
+        if self._asleep:
+            self.wake_up()
+        start = time.perf_counter()
+        call = next(self._calls)
+        group = params.num_generations
+        requests, sampling = [], []
+        for i, ids in enumerate(prompt_ids):
+            # a distinct seed per request: duplicate prompts in a batch must not share samples
+            # (vLLM gives the G children seed, seed+1, ...)
+            seed = None if params.seed is None else (params.seed * 1_000_003 + (call * len(prompt_ids) + i) * group) % (2**31)
+            sampling.append(VSamplingParams(
+                n=group,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k if params.top_k > 0 else -1,
+                max_tokens=params.max_completion_length,
+                seed=seed,
+                logprobs=0,
+                detokenize=False,
+                stop_token_ids=self.eos_ids,
+            ))
+            requests.append({"prompt_token_ids": [int(t) for t in ids]})
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
+        completion_ids, logprobs, truncated = [], [], []
+        for out in outputs:
+            for sample in sorted(out.outputs, key=lambda s: s.index):
+                ids = list(sample.token_ids)
+                completion_ids.append(ids)
+                logprobs.append([step[t].logprob for step, t in zip(sample.logprobs or [], ids)])
+                truncated.append(sample.finish_reason == "length")
+        texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+        seconds = time.perf_counter() - start
+        tokens = sum(map(len, completion_ids))
+        return Rollout(
+            prompt_ids=[list(map(int, p)) for p in prompt_ids],
+            completion_ids=completion_ids,
+            texts=texts,
+            truncated=truncated,
+            logprobs=logprobs,
+            stats={"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / max(seconds, 1e-9)},
+        )
+
+    # -- weight sync ---------------------------------------------------------------
+
+    def update_weights(self, model: Any) -> None:
+        start = time.perf_counter()
+        dropped = self._asleep and self.sleep_level == 2  # level 2 discarded the weights
+        if self._asleep and "weights" in self._sleeping:
+            self.llm.wake_up(tags=["weights"])  # weights must be resident to be overwritten
+            self._sleeping.discard("weights")
+        if self.lora_sync == "adapter":
+            if dropped:
+                self._worker().reload_weights()  # the base weights, from the exported folder
+            self._save_adapter(model)
+        else:
+            weights = list(hf_weights(model))
+            self._worker().reload_weights(weights_iterator=weights)
+        self.llm.reset_prefix_cache()
+        self.sync_seconds.append(time.perf_counter() - start)
+
+    def _worker(self) -> Any:
+        executor = self.llm.llm_engine.model_executor
+        worker = getattr(executor, "driver_worker", None)
+        if worker is None:
+            raise RuntimeError(
+                "weight sync needs the in-process engine: set VLLM_ENABLE_V1_MULTIPROCESSING=0 "
+                "before vLLM is first imported (VLLMEngine does this unless it was set to 1)")
+        return worker
+
+    def _save_adapter(self, model: Any) -> None:
+        from vllm.lora.request import LoRARequest
+
+        lora_id = next(self._lora_ids)
+        path = self._root / f"adapter-{lora_id}"
+        model.save_pretrained(str(path))
+        previous = self._lora_request
+        self._lora_request = LoRARequest(f"policy-{lora_id}", lora_id, str(path))
+        if previous is not None:
+            self.llm.llm_engine.remove_lora(previous.lora_int_id)
+            shutil.rmtree(previous.lora_path, ignore_errors=True)
+
+    # -- memory --------------------------------------------------------------------
+
+    def sleep(self) -> None:
+        """Free the engine's GPU memory for training (level 1 offloads weights, 2 drops them).
+
+        Call :meth:`update_weights` before the next rollout after level 2: the weights are
+        gone. :meth:`generate` wakes the engine itself if needed.
+        """
+        if self.sleep_enabled and not self._asleep:
+            self.llm.sleep(level=self.sleep_level)
+            self._asleep = True
+            self._sleeping = {"weights", "kv_cache"}
+
+    def wake_up(self) -> None:
+        if self._asleep:
+            self.llm.wake_up(tags=sorted(self._sleeping) or None)
+            self._asleep = False
+            self._sleeping = set()
+
+    def close(self) -> None:
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            shutdown = getattr(llm.llm_engine, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            del llm
+        if self._owns_root:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+
+def _max_model_len(model: Any, config: Any) -> int:
+    prompt = getattr(config, "max_prompt_length", None)
+    completion = getattr(config, "max_completion_length", None)
+    limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+    if prompt and completion:
+        wanted = int(prompt) + int(completion)
+        return min(wanted, limit) if limit else wanted
+    return limit or 4096
