@@ -110,9 +110,14 @@ def test_loading_the_registry_imports_no_component_module():
         "'rewardkit.verifiers.math', 'rewardkit.verifiers.code', 'sympy') if m in sys.modules]; "
         "print(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    for allow in ("", None):  # built-ins alone, then with whatever plugins are installed
+        env = {k: v for k, v in os.environ.items() if k != plugins.ENV_VAR}
+        if allow is not None:
+            env[plugins.ENV_VAR] = allow
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "[]"
 
 
 def test_unknown_name_suggests_close_matches():

@@ -17,7 +17,7 @@ except ImportError:  # not pip-installed: use the source tree
     import rewardkit_email
 
 from rewardkit import InvalidArgument, Status
-from rewardkit_email import Mentions, Signature, email_rubric
+from rewardkit_email import Signature, email_rubric, recipient
 
 SIGNATURE = "Best,\nSam Lee\nPhone: +1 (415) 555-0132\nsam.lee@example.com\n742 Evergreen Terrace, Springfield"
 REPLY = f"Hi Dana,\n\nThe invoice is paid.\n\n{SIGNATURE}"
@@ -94,7 +94,7 @@ def test_signature_reads_only_the_tail():
         (Signature, {"require": []}, "require="),
         (Signature, {"tail_chars": 5}, "tail_chars="),
         (Signature, {"tail_chars": True}, "tail_chars="),
-        (Mentions, {"column": "not a column"}, "column="),
+        (recipient, {"column": ""}, "column="),
         (email_rubric, {"max_words": 0}, "max_words="),
         (email_rubric, {"max_words": 2.5}, "max_words="),
         (email_rubric, {"keyword_column": ""}, "keyword_column="),

@@ -9,8 +9,9 @@ a postal address.
 Limits: the signature check reads only the last ``tail_chars`` characters (a signature
 closes an email, and this bounds the work on huge inputs) and knows English-style postal
 addresses: a numbered street ("221B Baker Street"), a US state and ZIP ("CA 94107"), a UK
-postcode ("NW1 6XE") or a PO box. Matching is case-insensitive and plain substring, so
-"Ann" is found in "Annual"; use ``whole_words=True`` for word boundaries.
+postcode ("NW1 6XE") or a PO box. Keyword and recipient matching is case-insensitive and
+plain substring, so "Ann" is found in "Annual"; ``whole_words=True`` asks for word
+boundaries. The exact match compares the whole reply (whitespace collapsed, case folded).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rewardkit import Score, Scorer
 from rewardkit.errors import invalid
 from rewardkit.plugins import hookimpl
 
-__all__ = ["Signature", "Mentions", "email_rubric", "PARTS"]
+__all__ = ["Signature", "recipient", "email_rubric", "PARTS"]
 __version__ = "0.1.0"
 
 PARTS = ("keyword", "exact", "too_long", "recipient", "signature")
@@ -100,86 +101,24 @@ class Signature(Scorer):
         return Score.wrong(value, reason="signature lacks " + ", ".join(missing), **details)
 
 
-def _terms(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        items = [value]
-    elif isinstance(value, (list, tuple)):
-        items = [v for v in value if isinstance(v, str)]
-    else:
-        items = [str(value)]
-    items = [v.strip() for v in items if v.strip()]
-    return items or None
+def recipient(*, column: str = "recipient", whole_word: bool = False, name: str = "recipient") -> Any:
+    """A ``Contains``: 1.0 when every name in the row's ``column`` (a string or a list)
+    appears; abstains without the column."""
+    from rewardkit.scorers import Contains  # here, not at import: registering stays cheap
 
-
-class Mentions(Scorer):
-    """1.0 when every term from the row's ``column`` (a string or a list) appears.
-
-    Case-insensitive; ``whole_words=True`` requires word boundaries. A row without the
-    column abstains.
-    """
-
-    def __init__(self, column: str, *, whole_words: bool = False, name: str | None = None) -> None:
-        if not isinstance(column, str) or not column.isidentifier():
-            raise invalid("column", column, "must be a column name (an identifier)")
-        super().__init__(name=name or f"mentions_{column}")
-        self.column = column
-        self.whole_words = bool(whole_words)
-
-    def _score(self, text: str, **columns: Any) -> Score:
-        terms = _terms(columns.get(self.column))
-        if terms is None:
-            return Score.abstain(f"no {self.column!r} column")
-        folded = text.casefold()
-        if self.whole_words:
-            missing = [t for t in terms if not re.search(r"(?<!\w)" + re.escape(t.casefold()) + r"(?!\w)", folded)]
-        else:
-            missing = [t for t in terms if t.casefold() not in folded]
-        if missing:
-            return Score.wrong(0.0, reason=f"missing {missing[0]!r}"[:120])
-        return Score.ok(1.0, reason=f"mentions {len(terms)} term(s)")
-
-
-class _SameReply(Scorer):
-    """1.0 when the reply equals the row's ideal reply, whitespace and case folded."""
-
-    def __init__(self, column: str, *, name: str = "exact") -> None:
-        super().__init__(name=name)
-        self.column = column
-
-    def _score(self, text: str, **columns: Any) -> Score:
-        ideal = columns.get(self.column)
-        if not isinstance(ideal, str) or not ideal.strip():
-            return Score.abstain(f"no {self.column!r} column")
-        same = " ".join(text.split()).casefold() == " ".join(ideal.split()).casefold()
-        return Score.ok(1.0, reason="matches the ideal reply") if same else Score.wrong(0.0, reason="differs")
-
-
-class _TooLong(Scorer):
-    """-1.0 when the reply has more than ``max_words`` words, else 0."""
-
-    range = (-1.0, 0.0)
-
-    def __init__(self, max_words: int, *, name: str = "too_long") -> None:
-        super().__init__(name=name)
-        self.max_words = max_words
-
-    def _score(self, text: str, **columns: Any) -> Score:
-        # count lazily: stop at max_words + 1 so a 1 MB reply costs no more than a short one
-        count = 0
-        for _ in re.finditer(r"\S+", text):
-            count += 1
-            if count > self.max_words:
-                return Score.wrong(-1.0, reason=f"over {self.max_words} words")
-        return Score.ok(0.0, reason=f"{count} words")
+    return Contains(column=column, mode="all", whole_word=whole_word, name=name)
 
 
 def email_rubric(*, keyword_column: str = "keyword", ideal_column: str = "ideal_reply",
                  recipient_column: str = "recipient", max_words: int = 150, whole_words: bool = False,
                  name: str = "email", **signature_options: Any):
-    """The email rubric: parts ``keyword``, ``exact``, ``too_long``, ``recipient``, ``signature``."""
+    """The email rubric: parts ``keyword``, ``exact``, ``too_long``, ``recipient``, ``signature``.
+
+    Built from rewardkit's public scorers (``Contains``, ``ExactMatch``, ``Length``) plus
+    this plugin's :class:`Signature`; ``signature_options`` go to ``Signature``.
+    """
     from rewardkit import Rubric
+    from rewardkit.scorers import Contains, ExactMatch, Length
 
     if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
         raise invalid("max_words", max_words, "must be an int >= 1")
@@ -188,10 +127,12 @@ def email_rubric(*, keyword_column: str = "keyword", ideal_column: str = "ideal_
         if not isinstance(value, str) or not value.isidentifier():
             raise invalid(field, value, "must be a column name (an identifier)")
     parts = {
-        "keyword": Mentions(keyword_column, whole_words=whole_words, name="keyword"),
-        "exact": _SameReply(ideal_column),
-        "too_long": _TooLong(max_words),
-        "recipient": Mentions(recipient_column, whole_words=whole_words, name="recipient"),
+        "keyword": Contains(column=keyword_column, mode="all", whole_word=whole_words, name="keyword"),
+        # the whole reply against the ideal one, whitespace collapsed and case folded
+        "exact": ExactMatch(column=ideal_column, name="exact"),
+        # 0 up to max_words, -1 beyond: the seed's "-1 if too long"
+        "too_long": Length(max_completion_len=max_words, unit="words", name="too_long"),
+        "recipient": recipient(column=recipient_column, whole_word=whole_words),
         "signature": Signature(**signature_options),
     }
     return Rubric({k: (v, 1.0) for k, v in parts.items()}, name=name)
@@ -201,7 +142,7 @@ def email_rubric(*, keyword_column: str = "keyword", ideal_column: str = "ideal_
 def register_scorers(register):
     register("email.signature", Signature,
              description="closing block holds a phone number, an email address and a postal address")
-    register("email.recipient", lambda **options: Mentions(options.pop("column", "recipient"), **options),
+    register("email.recipient", recipient,
              description="the recipient's name (column 'recipient') appears in the reply")
 
 
