@@ -125,15 +125,16 @@ def _import_attr(spec: str) -> Any:
 
 
 def _is_factory(obj: Any) -> bool:
-    """A class, or a function every parameter of which has a default."""
+    """A class, or a function that can be called with no arguments and is not a TRL reward
+    function (those take ``completions``)."""
     if inspect.isclass(obj):
         return True
     if not inspect.isfunction(obj):
         return False
     params = inspect.signature(obj).parameters.values()
-    return all(p.default is not p.empty or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params) and not any(
-        p.kind is p.VAR_KEYWORD for p in params
-    )
+    if any(p.name in ("completions", "completion") for p in params):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, Any]:

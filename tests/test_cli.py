@@ -38,6 +38,10 @@ def make(weight=1.0):
     return Rubric({"has_answer": (HasAnswer(), weight)}, name="made")
 
 
+def build(*, weight=1.0, **more):
+    return Rubric({"has_answer": (HasAnswer(**more), weight)}, name="built")
+
+
 def reward(prompts=None, completions=None, **kwargs):
     return [float("!" in c) for c in completions]
 
@@ -147,6 +151,8 @@ def test_score_to_stdout_prints_only_json_lines(work, capsys):
     [
         ("rk_cli_rubrics:make", [], {"has_answer"}),  # zero-argument factory
         ("rk_cli_rubrics:make", ["--set", "weight=2"], {"has_answer"}),
+        ("rk_cli_rubrics:build", [], {"has_answer"}),  # keyword-only factory with **options
+        ("rk_cli_rubrics:build", ["--set", "weight=2", "--set", "name=renamed"], {"has_answer"}),
         ("rk_cli_rubrics:reward", [], {"reward"}),  # a TRL reward function, wrapped
         ("rk_cli_rubrics:HasAnswer", [], {"has_answer"}),  # a component class
     ],
