@@ -56,6 +56,8 @@ def read_rows(path: str) -> list[dict[str, Any]]:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise CLIError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+                except RecursionError as exc:
+                    raise CLIError(f"{path}:{lineno}: JSON nested too deeply") from exc
                 if not isinstance(row, dict) or "completion" not in row:
                     raise CLIError(f"{path}:{lineno}: each line must be a JSON object with a 'completion' key")
                 rows.append(row)
@@ -238,7 +240,7 @@ def summary_table(rubric: Any, results: Sequence[Any]) -> str:
         )
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
     return "\n".join(
-        "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
         for row in lines
     )
 
@@ -260,7 +262,7 @@ def _summary_items(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins import list_plugins
 
-    print(json.dumps(list_plugins(), indent=2))
+    print(json.dumps(list_plugins(), indent=2, default=str))
     return 0
 
 
@@ -299,7 +301,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if args.output:
             sink = out or sys.stdout
             for i, res in enumerate(results):
-                sink.write(json.dumps(result_record(i, res)) + "\n")
+                sink.write(json.dumps(result_record(i, res), default=str) + "\n")  # details may hold any object
     finally:
         if out is not None:
             out.close()

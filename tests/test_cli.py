@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rewardkit import plugins
 from rewardkit.cli import Progress, main, read_rows, split_rows
@@ -214,6 +217,25 @@ def test_read_rows_and_split_rows(work):
     assert columns["answer"] == ["4", "4", "7", None] and columns["note"][3] == "no answer column"
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.fixed_dictionaries({"completion": st.text(max_size=50)},
+                                      optional={"prompt": st.text(max_size=10), "answer": st.integers()}),
+                max_size=5))
+def test_read_rows_round_trips_any_rows(tmp_path, rows):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert read_rows(str(path)) == rows
+    completions, prompts, columns = split_rows(rows)
+    assert completions == [r["completion"] for r in rows]
+    assert all(len(v) == len(rows) for v in columns.values())
+
+
+def test_huge_completion_line_is_scored(work, capsys):
+    (work / "big.jsonl").write_text(json.dumps({"completion": "4 " * 500_000, "answer": "4"}) + "\n")
+    assert main(["score", "--rubric", "rk_cli_rubrics:rubric", "--input", "big.jsonl", "--output", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 1.0
+
+
 def test_empty_input_scores_nothing(work, capsys):
     (work / "empty.jsonl").write_text("\n")
     assert main(["score", "--rubric", "rk_cli_rubrics:rubric", "--input", "empty.jsonl"]) == 0
@@ -230,6 +252,7 @@ def test_empty_input_scores_nothing(work, capsys):
         (["--rubric", "rk_cli_rubrics:rubric"], '{"completion": "a"}\n{"completion": \n', r"bad.jsonl:2: not valid JSON"),
         (["--rubric", "rk_cli_rubrics:rubric"], '{"completion": "a"}\n[1, 2]\n', r"bad.jsonl:2: each line must be a JSON object"),
         (["--rubric", "rk_cli_rubrics:rubric"], '{"prompt": "a"}\n', r"bad.jsonl:1: .*'completion' key"),
+        (["--rubric", "rk_cli_rubrics:rubric"], "\n\n" + "[" * 100_000 + "\n", r"bad.jsonl:3: JSON nested too deeply"),
         (["--rubric", "rk_cli_rubrics:rubric"], b"\xff\xfe{}\n", r"not UTF-8"),
         (["--rubric", "mth"], '{"completion": "a"}\n', r"'mth'; did you mean 'math'"),
         (["--rubric", "no_such_module_xyz:r"], '{"completion": "a"}\n', r"cannot import module 'no_such_module_xyz'"),
@@ -250,8 +273,6 @@ def test_errors_are_one_line_and_exit_non_zero(work, capsys, args, content, patt
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         args = [*args, "--input", "bad.jsonl"]
     assert main(["score", *args]) == 1
-    import re
-
     assert re.search(pattern, one_error_line(capsys.readouterr().err))
 
 
