@@ -132,23 +132,36 @@ def extract_boxed(text: Any, *, which: str = "last") -> str | None:
 
 # ---------------------------------------------------------------------------------------
 # <tag>...</tag>
-def _check_tag_name(name: Any, field: str = "name") -> str:
+def _check_tag_name(name: Any, field: str = "name") -> str | tuple[str, str]:
+    if isinstance(name, (tuple, list)):
+        if len(name) != 2 or not all(isinstance(t, str) and t for t in name) or name[0] == name[1]:
+            raise invalid(field, name, "must be a tag name or an (opening, closing) pair of distinct non-empty strings")
+        return (name[0], name[1])
     if not isinstance(name, str) or not name or any(c in name for c in "<>/ \t\r\n"):
         raise invalid(field, name, "must be a non-empty tag name without '<', '>', '/' or spaces")
     return name
 
 
-def extract_tag(text: Any, name: str = "answer", *, which: str = "last") -> str | None:
+def _tag_pair(name: str | tuple[str, str]) -> tuple[str, str]:
+    """The literal opening and closing strings of a tag given by name or as a pair."""
+    if isinstance(name, tuple):
+        return name
+    return f"<{name}>", f"</{name}>"
+
+
+def extract_tag(text: Any, name: str | tuple[str, str] = "answer", *, which: str = "last") -> str | None:
     """The content of the last (or first) ``<name>...</name>``.
 
+    ``name`` may also be a literal ``(opening, closing)`` pair, for layouts such as
+    ``("<start_working_out>", "<end_working_out>")``.
     An opening tag that is never closed (generation stopped mid-answer) yields the text
     after it.
     """
-    _check_tag_name(name)
+    name = _check_tag_name(name)
     _check_which(which)
     try:
         text = _text(text)
-        opening, closing = f"<{name}>", f"</{name}>"
+        opening, closing = _tag_pair(name)
         start = text.rfind(opening) if which == "last" else text.find(opening)
         if start < 0:
             return None
@@ -435,11 +448,11 @@ class Boxed(Extractor):
 
 
 class Tag(Extractor):
-    """``<name>...</name>`` content (see :func:`extract_tag`)."""
+    """``<name>...</name>`` content, or between a literal (opening, closing) pair (see :func:`extract_tag`)."""
 
     name = "tag"
 
-    def __init__(self, name: str = "answer", which: str = "last") -> None:
+    def __init__(self, name: str | tuple[str, str] = "answer", which: str = "last") -> None:
         self.tag = _check_tag_name(name)
         self.which = _check_which(which)
 

@@ -27,7 +27,7 @@ import regex
 from ._component import Scorer
 from ._score import Score
 from .errors import invalid
-from .extract import DEFAULT, _check_tag_name, extract_after, extract_last_number, parse_number
+from .extract import DEFAULT, _check_tag_name, extract_after, extract_last_number, parse_number, _tag_pair
 
 __all__ = ["Format", "XMLCount", "Proximity", "Length", "Contains", "ExactMatch"]
 
@@ -80,7 +80,9 @@ class Format(Scorer):
     non-blank; the reasoning may span many lines. ``style="lenient"``: somewhere in the
     text a ``<reasoning>...</reasoning>`` block is followed, after optional whitespace, by an
     ``<answer>...</answer>`` block with a non-blank answer. ``reasoning_tag=None`` checks
-    only the answer block (strict: the completion ends with it).
+    only the answer block (strict: the completion ends with it). A tag is a name
+    (``"think"`` means ``<think>``...``</think>``) or a literal (opening, closing) pair such
+    as ``("<start_working_out>", "<end_working_out>")``.
     """
 
     default_name = "format"
@@ -98,7 +100,9 @@ class Format(Scorer):
         self.style = _one_of("style", style, ("strict", "lenient"))
         self.reasoning_tag = None if reasoning_tag is None else _check_tag_name(reasoning_tag, "reasoning_tag")
         self.answer_tag = _check_tag_name(answer_tag, "answer_tag")
-        if self.reasoning_tag == self.answer_tag:
+        self._answer = _tag_pair(self.answer_tag)
+        self._reasoning = () if self.reasoning_tag is None else _tag_pair(self.reasoning_tag)
+        if set(self._answer) & set(self._reasoning):
             raise invalid("answer_tag", answer_tag, "must differ from reasoning_tag")
 
     def _score(self, text: str, **columns: Any) -> Score:
@@ -111,9 +115,9 @@ class Format(Scorer):
         return Score.ok(1.0, reason=f"{self.style} format")
 
     def _strict(self, text: str) -> str:
-        a_open, a_close = f"<{self.answer_tag}>", f"</{self.answer_tag}>"
+        a_open, a_close = self._answer
         t = text[:-1] if text.endswith("\n") else text
-        for tag in (a_open, a_close) + self._reasoning_tags():
+        for tag in self._answer + self._reasoning:
             if t.count(tag) != 1:
                 return f"{tag} appears {t.count(tag)} times, not once"
         if not t.endswith(f"\n{a_close}"):
@@ -124,7 +128,7 @@ class Format(Scorer):
                 return f"{a_open} is not followed by a newline"
             answer = t[start + len(a_open) + 1 : -len(a_close) - 1]
             return "" if answer.strip() else "the answer is blank"
-        r_open, r_close = self._reasoning_tags()
+        r_open, r_close = self._reasoning
         if not t.startswith(r_open + "\n"):
             return f"the completion does not start with {r_open} and a newline"
         sep = f"\n{r_close}\n{a_open}\n"
@@ -138,13 +142,13 @@ class Format(Scorer):
         return "" if answer.strip() else "the answer is blank"
 
     def _lenient(self, text: str) -> str:
-        a_open, a_close = f"<{self.answer_tag}>", f"</{self.answer_tag}>"
+        a_open, a_close = self._answer
         if self.reasoning_tag is None:
             start = text.find(a_open)
             if start < 0:
                 return f"no {a_open}"
             return self._answer_block(text, start, a_open, a_close)
-        r_open, r_close = self._reasoning_tags()
+        r_open, r_close = self._reasoning
         pos = text.find(r_open)
         if pos < 0:
             return f"no {r_open}"
@@ -165,11 +169,6 @@ class Format(Scorer):
             return f"no {a_close} after {a_open}"
         return "" if text[start + len(a_open) : end].strip() else "the answer is blank"
 
-    def _reasoning_tags(self) -> tuple[str, ...]:
-        if self.reasoning_tag is None:
-            return ()
-        return f"<{self.reasoning_tag}>", f"</{self.reasoning_tag}>"
-
 
 # ---------------------------------------------------------------------------------------
 class XMLCount(Scorer):
@@ -179,7 +178,8 @@ class XMLCount(Scorer):
     ``</answer>`` that appears exactly once, wherever the newlines are; minus
     ``junk_penalty`` (0.001) per character after the last ``</answer>`` (surrounding
     whitespace trimmed, so a final newline is free), at most ``max_junk_penalty`` (default ``tag_reward``), floored at 0.
-    A completion that stops right at ``</answer>`` gets full marks: no cliff.
+    A completion that stops right at ``</answer>`` gets full marks: no cliff. Tags are
+    names or literal (opening, closing) pairs, as in :class:`Format`.
     """
 
     default_name = "xmlcount"
@@ -197,7 +197,8 @@ class XMLCount(Scorer):
         super().__init__(name=name)
         self.reasoning_tag = _check_tag_name(reasoning_tag, "reasoning_tag")
         self.answer_tag = _check_tag_name(answer_tag, "answer_tag")
-        if self.reasoning_tag == self.answer_tag:
+        self._tags = _tag_pair(self.reasoning_tag) + _tag_pair(self.answer_tag)
+        if len(set(self._tags)) != 4:
             raise invalid("answer_tag", answer_tag, "must differ from reasoning_tag")
         self.tag_reward = float(_number("tag_reward", tag_reward, positive=True))
         self.junk_penalty = float(_number("junk_penalty", junk_penalty, minimum=0))
@@ -207,8 +208,7 @@ class XMLCount(Scorer):
         self.range = (0.0, 4 * self.tag_reward)
 
     def _score(self, text: str, **columns: Any) -> Score:
-        r, a = self.reasoning_tag, self.answer_tag
-        tags = (f"<{r}>", f"</{r}>", f"<{a}>", f"</{a}>")
+        tags = self._tags
         counts = {tag: text.count(tag) for tag in tags}
         credit = self.tag_reward * sum(1 for c in counts.values() if c == 1)
         junk = 0

@@ -70,6 +70,8 @@ def test_extract_boxed(text, which, expected):
         ("<answer>1</answer><answer> 43", "answer", "last", "43"),  # unclosed: the rest
         ("<think>\nlong\nthought\n</think> ok", "think", "last", "long\nthought"),
         ("<start_working_out>w<end_working_out><SOLUTION>7</SOLUTION>", "SOLUTION", "last", "7"),
+        ("<start_working_out>w<end_working_out>", ("<start_working_out>", "<end_working_out>"), "last", "w"),
+        ("[[1]] [[2]]", ("[[", "]]"), "first", "1"),
         ("<answer></answer>", "answer", "last", None),
         ("</answer>", "answer", "last", None),
         ("<Answer>5</Answer>", "answer", "last", None),  # case-sensitive on purpose
@@ -295,6 +297,9 @@ def test_extractors_differ_by_parameters():
         (Tag, {"name": "<answer>"}, "name"),
         (Tag, {"name": "a b"}, "name"),
         (Tag, {"which": 1}, "which"),
+        (Tag, {"name": ("<a>",)}, "name"),
+        (Tag, {"name": ("<a>", "")}, "name"),
+        (Tag, {"name": ("<a>", "<a>")}, "name"),
         (After, {"marker": ""}, "marker"),
         (Choice, {"choices": ""}, "choices"),
         (Choice, {"choices": "AAB"}, "choices"),

@@ -56,6 +56,15 @@ def test_format_configurable_tags():
     assert lenient.score("<start_working_out>w\nx</start_working_out><SOLUTION>3</SOLUTION>").value == 1.0
 
 
+def test_tag_pairs_for_unsloth_style_layouts():
+    pair = ("<start_working_out>", "<end_working_out>")
+    text = "<start_working_out>\nwork\nmore\n<end_working_out>\n<SOLUTION>\n3\n</SOLUTION>"
+    assert Format(reasoning_tag=pair, answer_tag="SOLUTION").score(text).value == 1.0
+    assert Format("lenient", reasoning_tag=pair, answer_tag="SOLUTION").score(text).value == 1.0
+    assert XMLCount(pair, "SOLUTION").score(text).value == 0.5
+    assert XMLCount(pair, "SOLUTION").score(text.replace("<end_working_out>", "")).value == 0.375
+
+
 def test_format_answer_only():
     strict = Format(reasoning_tag=None)
     assert strict.score("free reasoning\n<answer>\n4\n</answer>").value == 1.0
@@ -328,6 +337,9 @@ def test_values_stay_in_declared_range_and_are_deterministic(text, gold):
         (Format, {"answer_tag": "<a>"}, "answer_tag"),
         (Format, {"reasoning_tag": "x", "answer_tag": "x"}, "answer_tag"),
         (Format, {"name": ""}, "name"),
+        (Format, {"reasoning_tag": ("<a>", "<b>"), "answer_tag": ("<b>", "<c>")}, "answer_tag"),
+        (XMLCount, {"reasoning_tag": ("<a>", "<b>", "<c>")}, "reasoning_tag"),
+        (XMLCount, {"reasoning_tag": "x", "answer_tag": "x"}, "answer_tag"),
         (XMLCount, {"tag_reward": 0}, "tag_reward"),
         (XMLCount, {"junk_penalty": -0.1}, "junk_penalty"),
         (XMLCount, {"max_junk_penalty": float("nan")}, "max_junk_penalty"),
