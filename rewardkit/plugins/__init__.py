@@ -140,7 +140,7 @@ class Registry:
         builtins = importlib.import_module(_BUILTINS)
         plugins = [self._add(pm, builtins, "rewardkit", _rewardkit_version(), f"builtins = {_BUILTINS}")]
         for ep in _allowed(_entry_points()):
-            dist = ep.dist.name if ep.dist is not None else ep.name
+            dist = (ep.dist.name if ep.dist is not None else None) or ep.name
             version = ep.dist.version if ep.dist is not None else "unknown"
             try:
                 obj = ep.load()
