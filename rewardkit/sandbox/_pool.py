@@ -1,0 +1,546 @@
+"""A pool of long-lived sandboxed workers ("zygotes") that fork a fresh child per task.
+
+Each worker is one sandbox (bwrap: its own user, PID, network, IPC, UTS, mount and
+cgroup namespaces, a per-worker cgroup when possible) with a warm interpreter inside.
+Tasks are dispatched over pipes with one event loop; the host enforces its own deadline
+on top of the worker's and kills the whole sandbox when a worker overruns, dies, sends
+something malformed or reports an anomaly. Workers are recycled after ``max_tasks``.
+``isolation="per_run"`` is the same machinery with ``max_tasks=1``: a fresh sandbox per
+execution.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import ctypes
+import json
+import os
+import selectors
+import shlex
+import signal
+import struct
+import subprocess
+import threading
+import time
+from typing import Any, Mapping, Sequence
+
+from ..errors import invalid
+from ._backend import NOBODY, PATH, Backend, detect
+from ._cgroup import Cgroup
+from ._result import ExecStatus, ExecutionResult
+
+START_TIMEOUT = 30.0  # a cold start on a loaded 2-core machine can take seconds
+GRACE = 2.0  # host deadline = task timeout + this (the worker kills first, then sweeps)
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def become_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux only, once)."""
+    global _subreaper
+    if not _subreaper:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        _subreaper = True
+
+
+def reap_orphans(exclude: set[int] = frozenset()) -> int:
+    """Kill and reap sandboxed processes that were reparented to us. Returns how many.
+
+    Only processes running as the sandbox uid or in another PID namespace are touched,
+    so children that other code in this process started are never reaped behind its back.
+    """
+    me, count = str(os.getpid()), 0
+    try:
+        my_ns = os.readlink("/proc/self/ns/pid")
+        names = os.listdir("/proc")
+    except OSError:
+        return 0
+    for name in names:
+        if not name.isdigit() or int(name) in exclude:
+            continue
+        try:
+            with open(f"/proc/{name}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if fields.get("PPid", "").strip() != me:
+                continue
+            uid = int(fields["Uid"].split()[0])
+            if uid != NOBODY and os.readlink(f"/proc/{name}/ns/pid") == my_ns:
+                continue
+            os.kill(int(name), signal.SIGKILL)
+            os.waitpid(int(name), 0)
+            count += 1
+        except (OSError, KeyError, ValueError):
+            continue
+    return count
+
+
+# ------------------------------------------------------------------------ tasks
+_DEFAULT_ENV = {"PATH": PATH, "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONHASHSEED": "0"}
+
+
+def make_task(
+    code: str,
+    *,
+    stdin: str | bytes | None = None,
+    files: Mapping[str, str | bytes] | None = None,
+    timeout: float = 10.0,
+    memory_mb: int = 1024,
+    max_output: int = 1 << 20,
+    max_file_mb: int = 64,
+    max_open_files: int = 256,
+    max_procs: int = 64,
+    env: Mapping[str, str] | None = None,
+    channel: bool = False,
+) -> dict[str, Any]:
+    """Validate one execution request and encode it for the worker."""
+    if not isinstance(code, str):
+        raise invalid("code", type(code).__name__, "must be a str")
+    if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
+        raise invalid("timeout", timeout, "must be a number of seconds in (0, 3600]")
+    for field_name, value, low in (
+        ("memory_mb", memory_mb, 32), ("max_output", max_output, 1), ("max_file_mb", max_file_mb, 1),
+        ("max_open_files", max_open_files, 16), ("max_procs", max_procs, 1),
+    ):  # fmt: skip
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise invalid(field_name, value, f"must be an int >= {low}")
+    enc: dict[str, str] = {}
+    for name, data in (files or {}).items():
+        parts = str(name).replace("\\", "/").split("/")
+        if not isinstance(name, str) or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise invalid("files", name, "must map relative paths without '..' to contents")
+        enc[name] = _b64(data)
+    extra = dict(env or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise invalid("env", env, "must map str to str")
+    return {
+        "code": code,
+        "stdin": None if stdin is None else _b64(stdin),
+        "files": enc,
+        "timeout": float(timeout),
+        "memory_mb": memory_mb,
+        "max_output": max_output,
+        "max_file_mb": max_file_mb,
+        "max_open_files": max_open_files,
+        "max_procs": max_procs,
+        "env": {**_DEFAULT_ENV, **extra},
+        "channel": bool(channel),
+    }
+
+
+def _b64(data: str | bytes) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(data: Any) -> bytes:
+    try:
+        return base64.b64decode(data or b"", validate=True)
+    except (ValueError, TypeError):
+        return b""
+
+
+def to_result(reply: Mapping[str, Any], task: Mapping[str, Any], backend: str, oom: bool) -> ExecutionResult:
+    """Turn a worker's (untrusted, JSON) reply into an :class:`ExecutionResult`."""
+    cap = task["max_output"]
+    out, err = _unb64(reply.get("stdout"))[:cap], _unb64(reply.get("stderr"))[:cap]
+    truncated = any(int(reply.get(k) or 0) > cap for k in ("stdout_bytes", "stderr_bytes"))
+    code = reply.get("exit_code") if isinstance(reply.get("exit_code"), int) else None
+    sig = reply.get("signal") if isinstance(reply.get("signal"), int) else None
+    status, reason = reply.get("status"), ""
+    if status == "timeout":
+        reason = f"killed after {task['timeout']:g}s"
+    elif status == "output_limit":
+        reason, truncated = f"output passed {cap} bytes", True
+    elif status == "error":
+        reason = str(reply.get("anomaly") or "sandbox error")[:200]
+    elif sig is not None:
+        if oom:
+            status, reason = "memory", "killed by the cgroup's OOM killer"
+        else:
+            status = "killed"
+            reason = {signal.SIGXFSZ: "file size limit", signal.SIGKILL: "SIGKILL (CPU limit or kill)"}.get(
+                sig, f"signal {sig}"
+            )
+    elif code == 0:
+        status = "ok"
+    elif b"MemoryError" in err[-4096:]:
+        status, reason = "memory", "MemoryError"
+    else:
+        status, reason = "error", f"exit code {code}"
+    try:
+        status = ExecStatus(status)
+    except ValueError:
+        status, reason = ExecStatus.ERROR, "malformed reply"
+    channel = _unb64(reply.get("channel")) if task.get("channel") else None
+    elapsed = reply.get("elapsed")
+    return ExecutionResult(
+        status=status,
+        stdout=out.decode("utf-8", "replace"),
+        stderr=err.decode("utf-8", "replace"),
+        exit_code=code,
+        signal=sig,
+        elapsed=float(elapsed) if isinstance(elapsed, (int, float)) else 0.0,
+        backend=backend,
+        truncated=truncated,
+        reason=reason,
+        channel=channel,
+    )
+
+
+def failed(status: str, reason: str, backend: str, elapsed: float = 0.0) -> ExecutionResult:
+    return ExecutionResult(status=ExecStatus(status), reason=reason, backend=backend, elapsed=elapsed)
+
+
+# ------------------------------------------------------------------------ one worker
+class _Worker:
+    def __init__(self, backend: Backend, tmp_mb: int, memory_mb: int, max_pids: int) -> None:
+        self.backend = backend
+        self.hello: dict | None = None
+        self.buf = bytearray()
+        self.tasks = 0
+        self.current: int | None = None  # index of the task it runs
+        self.deadline: float | None = time.monotonic() + START_TIMEOUT
+        self.sent_at = 0.0
+        self.oom_before = 0
+        argv, self.tmpdir = backend.command(tmp_mb)
+        self.cgroup = Cgroup.create((memory_mb + tmp_mb + 256) << 20, max_pids) if backend.isolating else None
+        kwargs: dict[str, Any] = {}
+        if self.cgroup is not None:
+            # A tiny shell joins the cgroup, then becomes the sandbox: nothing forks first.
+            drop = []
+            if backend.drop_to is not None:
+                drop = ["setpriv", f"--reuid={backend.drop_to}", f"--regid={backend.drop_to}", "--clear-groups", "--"]
+            script = " && ".join(f"echo $$ > {shlex.quote(p)}" for p in self.cgroup.procs_files)
+            argv = ["/bin/sh", "-c", script + ' && exec "$@"', "sh", *drop, *argv]
+        elif backend.drop_to is not None:
+            kwargs.update(user=backend.drop_to, group=backend.drop_to, extra_groups=[])
+        debug = os.environ.get("RK_SANDBOX_DEBUG") == "1"
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if debug else subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            env={"PATH": PATH, "LANG": "C.UTF-8", **({"RK_SANDBOX_DEBUG": "1"} if debug else {})},
+            **kwargs,
+        )
+        os.set_blocking(self.proc.stdout.fileno(), False)
+
+    def fileno(self) -> int:
+        return self.proc.stdout.fileno()
+
+    def send(self, task: Mapping[str, Any]) -> bool:
+        data = json.dumps(task, separators=(",", ":")).encode()
+        try:
+            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def feed(self, max_frame: int) -> list[dict] | None:
+        """Read what is available; the complete messages, or None when the worker is gone."""
+        try:
+            chunk = os.read(self.fileno(), 1 << 20)
+        except BlockingIOError:
+            return []
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        self.buf += chunk
+        out = []
+        while len(self.buf) >= 4:
+            size = struct.unpack(">I", self.buf[:4])[0]
+            if size > max_frame:
+                return None  # a worker that floods the host is treated as dead
+            if len(self.buf) < 4 + size:
+                break
+            body, self.buf = bytes(self.buf[4 : 4 + size]), self.buf[4 + size :]
+            try:
+                msg = json.loads(body)
+            except ValueError:
+                return None
+            if not isinstance(msg, dict):
+                return None
+            out.append(msg)
+        return out
+
+    def kill(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.kill()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - an unkillable process
+            pass
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        if self.tmpdir:
+            subprocess.run(["rm", "-rf", "--one-file-system", self.tmpdir], check=False)
+
+
+# ------------------------------------------------------------------------ the pool
+class Pool:
+    """Sandboxed workers, each forking a fresh child per task.
+
+    ``workers``: how many sandboxes run at once (default: the CPU count, at least 2).
+    ``isolation``: "pool" reuses a worker for up to ``max_tasks`` tasks, sweeping every
+    process and file between tasks; "per_run" starts a fresh sandbox per execution.
+    ``memory_mb`` sizes each worker's cgroup (tasks get their own ``memory_mb`` rlimit).
+    Thread-safe: concurrent :meth:`run_many` calls share the workers.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        isolation: str = "pool",
+        backend: str | Backend = "auto",
+        allow_unsafe: bool = False,
+        max_tasks: int = 1000,
+        tmp_mb: int = 256,
+        memory_mb: int = 1024,
+        max_pids: int = 256,
+        python: str | None = None,
+        _skip_detect: bool = False,
+    ) -> None:
+        if workers is None:
+            workers = max(2, os.cpu_count() or 2)
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 256:
+            raise invalid("workers", workers, "must be an int in [1, 256]")
+        if isolation not in ("pool", "per_run"):
+            raise invalid("isolation", isolation, 'must be "pool" or "per_run"')
+        if not isinstance(max_tasks, int) or max_tasks < 1:
+            raise invalid("max_tasks", max_tasks, "must be an int >= 1")
+        for name, value in (("tmp_mb", tmp_mb), ("memory_mb", memory_mb), ("max_pids", max_pids)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 8:
+                raise invalid(name, value, "must be an int >= 8")
+        if isinstance(backend, Backend):
+            self.backend = backend
+        elif backend in ("auto", "bwrap", "nsjail", "unsafe"):
+            self.backend = backend if _skip_detect else detect(backend, allow_unsafe=allow_unsafe, python=python)
+        else:
+            raise invalid("backend", backend, 'must be "auto", "bwrap", "nsjail" or "unsafe"')
+        self.size = workers
+        self.isolation = isolation
+        self.max_tasks = 1 if isolation == "per_run" else max_tasks
+        self._spec = (tmp_mb, memory_mb, max_pids)
+        self._cond = threading.Condition()
+        self._idle: list[_Worker] = []
+        self._live = 0
+        self._pid = os.getpid()
+        self._closed = False
+        self._last_hello: dict | None = None
+        become_subreaper()
+
+    def __repr__(self) -> str:
+        name = self.backend.name if isinstance(self.backend, Backend) else self.backend
+        return f"Pool(workers={self.size}, isolation={self.isolation!r}, backend={name!r})"
+
+    # -------------------------------------------------------------------- public
+    def run(self, code: str, **options: Any) -> ExecutionResult:
+        """Run one program; see :func:`rewardkit.sandbox.run` for the options."""
+        return self.run_many([make_task(code, **options)])[0]
+
+    def run_many(self, tasks: Sequence[Mapping[str, Any]]) -> list[ExecutionResult]:
+        """Run tasks built by :func:`make_task` concurrently; results in input order."""
+        tasks = list(tasks)
+        if not tasks:
+            return []
+        slots = self._checkout(len(tasks))
+        try:
+            return _Batch(self, tasks, slots).run()
+        finally:
+            pass
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._live -= len(idle)
+            self._cond.notify_all()
+        for w in idle:
+            w.kill()
+        reap_orphans()
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------- internals
+    def _checkout(self, want: int) -> list[_Worker | None]:
+        """Idle workers, plus None for each slot the caller may fill with a new worker."""
+        with self._cond:
+            if self._pid != os.getpid():  # forked: the parent's workers are not ours
+                self._idle, self._live, self._pid = [], 0, os.getpid()
+            if self._closed:
+                raise RuntimeError("the sandbox pool is closed")
+            while not self._idle and self._live >= self.size:
+                self._cond.wait()
+            got: list[_Worker | None] = []
+            while self._idle and len(got) < want:
+                got.append(self._idle.pop())
+            while len(got) < want and self._live < self.size:
+                self._live += 1
+                got.append(None)
+            return got
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self.backend, *self._spec)
+
+    def _checkin(self, worker: _Worker | None) -> None:
+        """Give back a slot: a ready worker goes idle; None releases the slot."""
+        with self._cond:
+            if worker is not None and not self._closed and self._pid == os.getpid():
+                self._idle.append(worker)
+            else:
+                self._live -= 1
+                if worker is not None:
+                    threading.Thread(target=worker.kill, daemon=True).start()
+            self._cond.notify()
+
+
+class _Batch:
+    """One run_many call: an event loop over the slots it checked out."""
+
+    def __init__(self, pool: Pool, tasks: list[Mapping[str, Any]], slots: list[_Worker | None]) -> None:
+        self.pool, self.tasks = pool, tasks
+        self.results: list[ExecutionResult | None] = [None] * len(tasks)
+        self.pending = collections.deque(range(len(tasks)))
+        self.sel = selectors.DefaultSelector()
+        self.workers: list[_Worker] = []
+        self.start_failures = 0
+        self.name = pool.backend.name
+        self.max_frame = 4 * max(t["max_output"] for t in tasks) + (1 << 20)
+        for w in slots:
+            self._add(w)
+
+    def _add(self, worker: _Worker | None) -> None:
+        if worker is None:
+            try:
+                worker = self.pool._spawn()
+            except OSError as exc:
+                self.start_failures += 1
+                self._fail_pending(f"could not start a sandbox: {exc}")
+                self.pool._checkin(None)
+                return
+        self.workers.append(worker)
+        self.sel.register(worker.fileno(), selectors.EVENT_READ, worker)
+
+    def _retire(self, worker: _Worker, replace: bool) -> None:
+        self.sel.unregister(worker.fileno())
+        self.workers.remove(worker)
+        worker.kill()
+        if replace and self.pending and self.start_failures < 3:
+            self._add(None)
+        else:
+            self.pool._checkin(None)
+
+    def _fail_pending(self, reason: str) -> None:
+        while self.pending:
+            self.results[self.pending.popleft()] = failed("error", reason, self.name)
+
+    def run(self) -> list[ExecutionResult]:
+        try:
+            while self.pending or any(w.current is not None for w in self.workers):
+                if not self.workers:
+                    self._fail_pending("no sandbox worker could start")
+                    break
+                self._dispatch()
+                self._wait()
+                self._expire()
+        finally:
+            for w in list(self.workers):
+                self.sel.unregister(w.fileno())
+                if w.current is None and w.hello is not None:
+                    self.pool._checkin(w)
+                else:  # still starting or (after an exception) busy: do not keep it
+                    w.current = None
+                    self.pool._checkin(None)
+                    w.kill()
+            self.workers = []
+            self.sel.close()
+        return [r if r is not None else failed("error", "not run", self.name) for r in self.results]
+
+    def _dispatch(self) -> None:
+        for w in list(self.workers):
+            if w.hello is None or w.current is not None or not self.pending:
+                continue
+            idx = self.pending.popleft()
+            task = self.tasks[idx]
+            w.current, w.sent_at = idx, time.monotonic()
+            w.deadline = w.sent_at + task["timeout"] + GRACE
+            w.oom_before = w.cgroup.oom_kills() if w.cgroup is not None else 0
+            if not w.send(task):
+                self.results[idx] = failed("killed", "sandbox worker died", self.name)
+                w.current = None
+                self._retire(w, replace=True)
+
+    def _wait(self) -> None:
+        deadlines = [w.deadline for w in self.workers if w.deadline is not None]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        for key, _ in self.sel.select(timeout):
+            w = key.data
+            if w not in self.workers:
+                continue
+            msgs = w.feed(self.max_frame)
+            if msgs is None:
+                self._on_dead(w)
+                continue
+            for msg in msgs:
+                if w.hello is None:
+                    w.hello, w.deadline = msg, None
+                    self.pool._last_hello = msg
+                    self.start_failures = 0
+                elif w.current is not None:
+                    self._on_reply(w, msg)
+                    if w not in self.workers:
+                        break
+
+    def _on_reply(self, w: _Worker, msg: dict) -> None:
+        idx, task = w.current, self.tasks[w.current]
+        oom = w.cgroup is not None and w.cgroup.oom_kills() > w.oom_before
+        self.results[idx] = to_result(msg, task, self.name, oom)
+        w.current, w.deadline = None, None
+        w.tasks += 1
+        if msg.get("anomaly") or w.tasks >= self.pool.max_tasks:
+            self._retire(w, replace=True)
+
+    def _on_dead(self, w: _Worker) -> None:
+        if w.current is not None:
+            elapsed = time.monotonic() - w.sent_at
+            self.results[w.current] = failed("killed", "sandbox worker died", self.name, elapsed)
+            w.current = None
+        elif w.hello is None:
+            self.start_failures += 1
+        self._retire(w, replace=True)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for w in list(self.workers):
+            if w.deadline is None or now < w.deadline:
+                continue
+            if w.current is not None:
+                task = self.tasks[w.current]
+                reason = f"killed after {task['timeout']:g}s (the sandbox did not answer)"
+                self.results[w.current] = failed("timeout", reason, self.name, now - w.sent_at)
+                w.current = None
+            else:
+                self.start_failures += 1
+            self._retire(w, replace=True)
