@@ -92,10 +92,11 @@ def _per_token(logp, old_logp, advantages, mask, eps_low, eps_high, beta, ref_lo
 
 
 def _metrics(mask, was_clipped, kl):
+    mask, was_clipped = mask.detach(), was_clipped.detach()
     n = mask.sum().clamp(min=1)
     out = {"clip_fraction": float(was_clipped.sum() / n)}
     if kl is not None:
-        out["kl"] = float((kl * mask).sum() / n)
+        out["kl"] = float((kl.detach() * mask).sum() / n)
     return out
 
 

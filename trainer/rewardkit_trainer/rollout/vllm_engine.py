@@ -22,7 +22,9 @@ After every sync the prefix cache is reset: stale prefix KV silently changes out
 Log-probs: ``logprobs_mode="processed_logprobs"``, i.e. of the distribution actually
 sampled from (after temperature, top-k, top-p), for the chosen tokens. With top-k/top-p
 off that equals ``log_softmax(logits / temperature)``, which is what the trainer computes,
-so :func:`importance_sampling_ratio` compares like with like.
+so ``rewardkit_trainer.losses.importance_weights`` compares like with like (with top-k or
+top-p on, the engine's log-probs are of the renormalized truncated distribution: the one
+really sampled from, a little above the trainer's).
 
 Limits: one engine per process; tensor parallelism is not wired; sleep mode needs CUDA
 (on CPU it is refused by vLLM, so it is skipped with one log line); DoRA adapters and
@@ -47,11 +49,10 @@ from rewardkit.errors import invalid
 
 from .base import Rollout, RolloutEngine, SamplingParams
 
-__all__ = ["VLLMEngine", "importance_sampling_ratio", "vllm_available", "hf_weights"]
+__all__ = ["VLLMEngine", "vllm_available", "hf_weights"]
 
 log = logging.getLogger(__name__)
 
-IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 LORA_SYNC_MODES = ("merged", "adapter")
 _LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's max_lora_rank accepts
 
@@ -61,39 +62,6 @@ def vllm_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("vllm") is not None
-
-
-def importance_sampling_ratio(
-    policy_logprobs: torch.Tensor,
-    sampler_logprobs: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    mode: str = "sequence_mask",
-    cap: float = 3.0,
-) -> torch.Tensor:
-    """Weights that correct for sampling from vLLM rather than from the trained policy.
-
-    ``policy_logprobs`` are the trainer's old-policy log-probs of the sampled tokens,
-    ``sampler_logprobs`` vLLM's (``Rollout.logprobs`` padded), ``mask`` 1 on completion
-    tokens; all [B, T]. The ratio is ``exp(policy - sampler)`` per token (``token_*``) or
-    ``exp(sum_t(policy - sampler))`` per sequence (``sequence_*``, shape [B, 1]).
-    ``*_truncate`` clamps it at ``cap``; ``*_mask`` zeroes it where it exceeds ``cap``
-    (TRL's semantics, with no lower bound). NaN sampler log-probs count as no correction.
-    Multiply the per-token loss by the result; it carries no gradient.
-    """
-    if mode not in IS_MODES:
-        raise invalid("vllm_importance_sampling_mode", mode, f"must be one of {IS_MODES}")
-    if not cap > 0:
-        raise invalid("vllm_importance_sampling_cap", cap, "must be > 0")
-    diff = (policy_logprobs.detach().float() - sampler_logprobs.float()) * mask.float()
-    diff = torch.nan_to_num(diff, nan=0.0)
-    if mode.startswith("sequence"):
-        diff = diff.sum(dim=-1, keepdim=True)
-    # clamp in log space first: exp of a huge positive difference would be inf
-    ratio = torch.exp(diff.clamp(max=80.0))
-    if mode.endswith("truncate"):
-        return ratio.clamp(max=cap)
-    return ratio.masked_fill(ratio > cap, 0.0)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -238,6 +206,7 @@ class VLLMEngine(RolloutEngine):
         self.seed = getattr(config, "seed", None)
         self.eos_ids = _eos_ids(model, tokenizer)
         self.sync_seconds: list[float] = []  # one entry per update_weights call
+        self.ignore_eos = False  # benchmarks set it for fixed-length rollouts
         self._calls = itertools.count()
         self._lora_ids = itertools.count(1)
         self._lora_request: Any = None
@@ -269,12 +238,13 @@ class VLLMEngine(RolloutEngine):
         import vllm
 
         base = model.get_base_model() if self.is_peft else model
-        max_len = _max_model_len(base, config)
+        self.max_model_len = int(extra.get("max_model_len") or _max_model_len(base, config))
+        self.vocab_size = int(base.config.vocab_size)
         kwargs: dict[str, Any] = dict(
             model=str(self._root / "base"),
             dtype=dtype if dtype is not None else next(model.parameters()).dtype,
             seed=int(self.seed or 0),
-            max_model_len=max_len,
+            max_model_len=self.max_model_len,
             enforce_eager=not cuda,
             logprobs_mode="processed_logprobs",
             enable_prefix_caching=True,
@@ -298,6 +268,9 @@ class VLLMEngine(RolloutEngine):
     def generate(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams) -> Rollout:
         from vllm import SamplingParams as VSamplingParams
 
+        if not prompt_ids:
+            return Rollout(prompt_ids=[], completion_ids=[], texts=[], truncated=[], logprobs=[])
+        self._check_prompts(prompt_ids, params.max_completion_length)
         if self._asleep:
             self.wake_up()
         start = time.perf_counter()
@@ -317,7 +290,8 @@ class VLLMEngine(RolloutEngine):
                 seed=seed,
                 logprobs=0,
                 detokenize=False,
-                stop_token_ids=self.eos_ids,
+                stop_token_ids=[] if self.ignore_eos else self.eos_ids,
+                ignore_eos=self.ignore_eos,
             ))
             requests.append({"prompt_token_ids": [int(t) for t in ids]})
         outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
@@ -339,6 +313,19 @@ class VLLMEngine(RolloutEngine):
             logprobs=logprobs,
             stats={"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / max(seconds, 1e-9)},
         )
+
+    def _check_prompts(self, prompt_ids: Sequence[Sequence[int]], max_tokens: int) -> None:
+        # fail before vLLM does: its errors come from deep in the renderer, one per request
+        for row, ids in enumerate(prompt_ids):
+            if not ids:
+                raise ValueError(f"prompt {row} is empty")
+            if len(ids) + max_tokens > self.max_model_len:
+                raise ValueError(f"prompt {row} has {len(ids)} tokens; with max_completion_length={max_tokens} "
+                                 f"it exceeds the engine's context of {self.max_model_len} tokens "
+                                 "(raise max_prompt_length or truncate prompts)")
+            bad = [t for t in ids if not 0 <= int(t) < self.vocab_size]
+            if bad:
+                raise ValueError(f"prompt {row} has token ids outside [0, {self.vocab_size}): {bad[:5]}")
 
     # -- weight sync ---------------------------------------------------------------
 

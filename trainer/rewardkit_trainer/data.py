@@ -1,0 +1,131 @@
+"""Datasets: reasoning-gym tasks generated offline, JSONL files, or a ``datasets.Dataset``.
+
+Every source becomes a list of row dicts with a ``prompt`` (chat messages) plus the
+original columns (the answer column is what verifiers read). ``split`` carves a held-out
+evaluation set off the end, so training never sees it.
+
+Spec strings: ``"reasoning_gym:<task>"`` (options from ``dataset_config``, e.g.
+``{"min_terms": 2, "max_terms": 2}``), or a path ending in ``.jsonl``.
+Limits: rows are held in memory; no streaming.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from rewardkit.errors import invalid
+
+__all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "split", "PromptSampler"]
+
+SYSTEM_PROMPT = (
+    "Respond in the following format:\n"
+    "<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
+)
+
+
+def load_rows(config: Any) -> list[dict[str, Any]]:
+    """Rows for ``config.dataset`` with a chat ``prompt`` column added."""
+    spec = config.dataset
+    total = config.dataset_size + config.eval_size
+    if spec.startswith("reasoning_gym:"):
+        rows = _reasoning_gym(spec.split(":", 1)[1], total, config.dataset_seed, dict(config.dataset_config))
+    elif spec.endswith(".jsonl"):
+        rows = _jsonl(Path(spec))
+    else:
+        raise invalid("dataset", spec, "must be 'reasoning_gym:<task>' or a .jsonl path")
+    return rows_from(rows, config)
+
+
+def rows_from(rows: Sequence[Any], config: Any) -> list[dict[str, Any]]:
+    """Add ``prompt`` messages to rows (dicts, or a ``datasets.Dataset``)."""
+    out = []
+    system = config.system_prompt if config.system_prompt is not None else SYSTEM_PROMPT
+    for i, row in enumerate(rows):
+        row = dict(row)
+        if config.prompt_column not in row:
+            raise invalid("prompt_column", config.prompt_column, f"is missing from row {i} (has {sorted(row)})")
+        if config.answer_column not in row:
+            raise invalid("answer_column", config.answer_column, f"is missing from row {i} (has {sorted(row)})")
+        row["prompt"] = build_prompt(row[config.prompt_column], system)
+        row[config.answer_column] = str(row[config.answer_column])
+        out.append(row)
+    return out
+
+
+def build_prompt(question: Any, system: str | None) -> list[dict[str, str]]:
+    if isinstance(question, list):  # already chat messages
+        return question
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user", "content": str(question)}]
+
+
+def _reasoning_gym(task: str, size: int, seed: int, options: dict[str, Any]) -> list[dict[str, Any]]:
+    import reasoning_gym
+
+    try:
+        data = reasoning_gym.create_dataset(task, size=size, seed=seed, **options)
+    except Exception as exc:  # unknown task names and bad options surface here
+        raise invalid("dataset", f"reasoning_gym:{task}", f"could not be built: {exc}") from exc
+    # metadata can hold tuples and other non-JSON values: keep the plain columns only
+    return [{"question": r["question"], "answer": str(r["answer"])} for r in data]
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise invalid("dataset", str(path), "is not an existing file")
+    rows = []
+    with path.open() as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise invalid("dataset", str(path), f"has bad JSON on line {n}: {exc.msg}") from exc
+    return rows
+
+
+def split(rows: list[dict[str, Any]], eval_size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, eval): the last ``eval_size`` rows are held out."""
+    if eval_size <= 0:
+        return rows, []
+    if eval_size >= len(rows):
+        raise invalid("eval_size", eval_size, f"must be < the number of rows ({len(rows)})")
+    return rows[:-eval_size], rows[-eval_size:]
+
+
+class PromptSampler:
+    """Deterministic epoch-wise shuffling whose position is part of a checkpoint."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self.epoch, self.pos = 0, 0
+        self._order = self._shuffle()
+
+    def _shuffle(self) -> list[int]:
+        order = list(range(self.n))
+        random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
+        return order
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for _ in range(k):
+            if self.pos >= self.n:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._shuffle()
+            out.append(self._order[self.pos])
+            self.pos += 1
+        return out
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._order = self._shuffle()
+
+    def __iter__(self) -> Iterator[int]:  # pragma: no cover - convenience
+        while True:
+            yield from self.take(1)
