@@ -95,8 +95,15 @@ def make_task(
     max_procs: int = 64,
     env: Mapping[str, str] | None = None,
     channel: bool = False,
+    secret: str | None = None,
 ) -> dict[str, Any]:
-    """Validate one execution request and encode it for the worker."""
+    """Validate one execution request and encode it for the worker.
+
+    ``channel``: give the program a write-only file descriptor 3 whose contents come
+    back as ``ExecutionResult.channel``. ``secret``: a string the program can read once
+    from file descriptor 4; it never appears in the source, a file or the environment.
+    With either, the source is not written into the work dir.
+    """
     if not isinstance(code, str):
         raise invalid("code", type(code).__name__, "must be a str")
     if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
@@ -127,7 +134,8 @@ def make_task(
         "max_open_files": max_open_files,
         "max_procs": max_procs,
         "env": {**_DEFAULT_ENV, **extra},
-        "channel": bool(channel),
+        "channel": bool(channel or secret is not None),
+        "secret": None if secret is None else str(secret),
     }
 
 

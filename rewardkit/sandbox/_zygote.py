@@ -184,14 +184,19 @@ class Worker:
             with open(os.path.join(workdir, "main.py"), "w") as f:  # for readable tracebacks
                 f.write(req["code"])
         stdin_fd = self._stdin(req.get("stdin"))
+        secret_fd = None
+        if req.get("secret") is not None:  # fd 4; kept out of the source and out of memory we keep
+            secret_fd, secret_w = os.pipe()
+            os.write(secret_w, req.pop("secret").encode())
+            os.close(secret_w)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         chan_r, chan_w = os.pipe() if req.get("channel") else (None, None)
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child(req, workdir, [stdin_fd, out_w, err_w, chan_w], self.pid1)
-        for fd in (stdin_fd, out_w, err_w, chan_w):
+            _child(req, workdir, [stdin_fd, out_w, err_w, chan_w, secret_fd], self.pid1)
+        for fd in (stdin_fd, out_w, err_w, chan_w, secret_fd):
             if fd is not None:
                 os.close(fd)
         reply = self._watch(pid, req, start, out_r, err_r, chan_r)
