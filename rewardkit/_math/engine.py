@@ -1,0 +1,106 @@
+"""Verdicts: the in-process fast path and the full (sympy) comparison a worker runs.
+
+A verdict is ``(status, reason)`` with status one of ``ok``, ``wrong``, ``unparseable``
+(the prediction cannot be read), ``error`` (the gold cannot be read, or an internal
+failure), ``timeout`` (set by the pool, never here).
+
+The fast path imports no sympy: it decides whenever every scalar on both sides is a
+plain number (exact rational arithmetic) or the two texts are identical after cleaning;
+otherwise it returns ``None`` and the caller sends the pair to a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .compare import Options, compare_trees, fast_scalar
+from .normalize import clean, prepare
+
+__all__ = ["fast_verdict", "full_verdict", "Verdict"]
+
+Verdict = tuple[str, str]
+
+
+def _is_equation(text: str) -> bool:
+    t = text.replace("==", "").replace("\\le", "").replace("\\ge", "").replace("<=", "").replace(">=", "")
+    return "=" in t
+
+
+def _trees(gold: str, pred: str, opts: Options) -> tuple[Any, Any]:
+    g_clean, p_clean = clean(gold, units=opts.units), clean(pred, units=opts.units)
+    g_eq, p_eq = _is_equation(g_clean), _is_equation(p_clean)
+    gt = prepare(gold, units=opts.units, other_is_eq=p_eq)
+    pt = prepare(pred, units=opts.units, other_is_eq=g_eq)
+    return gt, pt
+
+
+def _empty(tree: Any) -> bool:
+    if tree[0] == "expr":
+        return not tree[1].strip()
+    items = tree[3] if tree[0] == "seq" else tree[1]
+    return not items or any(_empty(t) for t in items)
+
+
+def fast_verdict(gold: str, pred: str, opts: Options) -> Verdict | None:
+    gt, pt = _trees(gold, pred, opts)
+    if _empty(pt):
+        return ("unparseable", "empty answer after normalisation")
+    if _empty(gt):
+        return ("error", "empty gold answer after normalisation")
+    r = compare_trees(gt, pt, fast_scalar(opts))
+    if r is True:
+        return ("ok", "equal")
+    if r is False:
+        return ("wrong", "not equal")
+    return None
+
+
+class _GoldBad(Exception):
+    pass
+
+
+class _PredBad(Exception):
+    pass
+
+
+def full_verdict(gold: str, pred: str, opts: Options) -> Verdict:
+    """The whole comparison, sympy included. Call only inside a worker process."""
+    fast = fast_verdict(gold, pred, opts)
+    if fast is not None:
+        return fast
+    from . import symbolic as sy
+
+    gt, pt = _trees(gold, pred, opts)
+    memo: dict[str, Any] = {}
+
+    def load(text: str, bad: type[Exception]) -> Any:
+        if text not in memo:
+            try:
+                memo[text] = sy.bounded_eval(sy.parse(text))
+            except (sy.Unparseable, sy.TooLarge) as exc:
+                memo[text] = bad(str(exc))
+        value = memo[text]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    fast = fast_scalar(opts)
+
+    def scalar(g: Any, p: Any) -> bool:
+        quick = fast(g, p)
+        if quick is not None:
+            return quick
+        a, b = load(g[1], _GoldBad), load(p[1], _PredBad)
+        cands_a = [a, a / 100] if g[2] and opts.percent else [a]
+        cands_b = [b, b / 100] if p[2] and opts.percent else [b]
+        return any(sy.scalar_equal(x, y, opts.rel_tol, opts.abs_tol) for x in cands_a for y in cands_b)
+
+    try:
+        r = compare_trees(gt, pt, scalar)
+    except _PredBad as exc:
+        return ("unparseable", f"prediction: {exc}")
+    except _GoldBad as exc:
+        return ("error", f"gold: {exc}")
+    except sy.TooLarge as exc:
+        return ("unparseable", str(exc))
+    return ("ok", "equal (sympy)") if r else ("wrong", "not equal (sympy)")
