@@ -8,6 +8,7 @@ Only root (or a delegated user) can write here; unprivileged callers simply get 
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import signal
@@ -48,6 +49,32 @@ def _probe() -> tuple[str, dict[str, str]] | None:
         return None
 
 
+def _sweep_stale(bases: dict[str, str]) -> None:
+    """Remove empty cgroups left by rewardkit processes that died without cleaning up."""
+    for base in bases.values():
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for name in names:
+            owner = name.split("-", 1)[0]
+            if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+                try:
+                    os.rmdir(os.path.join(base, name))
+                except OSError:
+                    pass
+
+
+_created: "set[Cgroup]" = set()
+
+
+@atexit.register
+def _remove_all() -> None:
+    for cg in list(_created):
+        cg.kill()
+        cg.remove()
+
+
 class Cgroup:
     """One cgroup per sandbox; the host writes the sandbox's first PID into it."""
 
@@ -60,6 +87,8 @@ class Cgroup:
         global _layout
         if _layout is False:
             _layout = _probe()
+            if _layout:
+                _sweep_stale(_layout[1])
         if not _layout:
             return None
         version, bases = _layout
@@ -84,7 +113,9 @@ class Cgroup:
         except OSError:
             cls(version, dirs).remove()
             return None
-        return cls(version, dirs)
+        cg = cls(version, dirs)
+        _created.add(cg)
+        return cg
 
     @property
     def procs_files(self) -> list[str]:
@@ -134,6 +165,7 @@ class Cgroup:
             time.sleep(0.002)
 
     def remove(self) -> None:
+        _created.discard(self)
         for d in self.dirs:
             for _ in range(100):  # rmdir fails until the killed tasks are gone
                 try:

@@ -34,6 +34,7 @@ START_TIMEOUT = 30.0  # a cold start on a loaded 2-core machine can take seconds
 GRACE = 2.0  # host deadline = task timeout + this (the worker kills first, then sweeps)
 _PR_SET_CHILD_SUBREAPER = 36
 _subreaper = False
+_live_pids: set[int] = set()  # launcher pids of every live worker of every pool
 
 
 def become_subreaper() -> None:
@@ -60,7 +61,7 @@ def reap_orphans(exclude: set[int] = frozenset()) -> int:
     except OSError:
         return 0
     for name in names:
-        if not name.isdigit() or int(name) in exclude:
+        if not name.isdigit() or int(name) in exclude or int(name) in _live_pids:
             continue
         try:
             with open(f"/proc/{name}/status") as f:
@@ -237,6 +238,7 @@ class _Worker:
             env={"PATH": PATH, "LANG": "C.UTF-8", **({"RK_SANDBOX_DEBUG": "1"} if debug else {})},
             **kwargs,
         )
+        _live_pids.add(self.proc.pid)
         os.set_blocking(self.proc.stdout.fileno(), False)
 
     def fileno(self) -> int:
@@ -295,6 +297,7 @@ class _Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover - an unkillable process
             pass
+        _live_pids.discard(self.proc.pid)
         if self.cgroup is not None:
             self.cgroup.remove()
         if self.tmpdir:
@@ -414,14 +417,16 @@ class Pool:
 
     def _checkin(self, worker: _Worker | None) -> None:
         """Give back a slot: a ready worker goes idle; None releases the slot."""
+        doomed = None
         with self._cond:
             if worker is not None and not self._closed and self._pid == os.getpid():
                 self._idle.append(worker)
             else:
                 self._live -= 1
-                if worker is not None:
-                    threading.Thread(target=worker.kill, daemon=True).start()
+                doomed = worker
             self._cond.notify()
+        if doomed is not None:
+            doomed.kill()
 
 
 class _Batch:
@@ -502,7 +507,11 @@ class _Batch:
 
     def _wait(self) -> None:
         deadlines = [w.deadline for w in self.workers if w.deadline is not None]
-        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        if not deadlines:  # nobody starting or busy: nothing could ever wake us
+            if self.pending and not any(w.hello is not None for w in self.workers):
+                self._fail_pending("no sandbox worker is ready")
+            return
+        timeout = max(0.0, min(deadlines) - time.monotonic())
         for key, _ in self.sel.select(timeout):
             w = key.data
             if w not in self.workers:
