@@ -271,7 +271,7 @@ def check_small():
             lp2, en2 = naive_token_logprobs(h2, w2, t, temperature=0.7, return_entropy=True)
             loss2 = (lp2 * gl.double()).sum() + ((en2 * ge.double()).sum() if ent_grad else 0)
             gh2, gw2 = torch.autograd.grad(loss2, (h2, w2))
-            r = [float((a.double() - b_).norm() / b_.norm()) for a, b_ in ((lp, lp2), (en, en2), (gh, gh2), (gw, gw2))]
+            r = [float((a.detach().double() - b_).norm() / b_.norm()) for a, b_ in ((lp, lp2), (en, en2), (gh, gh2), (gw, gw2))]
             ok = all(x == x for x in r) and float(gh[::7].abs().max()) == 0.0
             rows.append(dict(dtype=str(dt), entropy_grad=ent_grad, logp=r[0], entropy=r[1], grad_h=r[2], grad_w=r[3], ignored_zero=ok))
             log(f"check {dt} entgrad={ent_grad} logp {r[0]:.2e} ent {r[1]:.2e} gh {r[2]:.2e} gw {r[3]:.2e} ignored_zero={ok}")
@@ -279,7 +279,7 @@ def check_small():
 
 
 # ---------------------------------------------------------------- profile
-def profile_rewardkit(b, t, h, v, out):
+def profile_rewardkit(b, t, h, v, out, fname="profile.txt"):
     inp = make_inputs(b, t, h, v)
     hidden, weight = inp[0].requires_grad_(True), inp[1].requires_grad_(True)
     step = lambda: torch.autograd.grad(impl_rewardkit(hidden, weight, inp[2], inp[3], inp[4], b, t), [hidden, weight])
@@ -292,7 +292,10 @@ def profile_rewardkit(b, t, h, v, out):
         _Cpu.sync()
     table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=12)
     log(table)
-    with open(os.path.join(out, "profile.txt"), "w") as f:
+    fwd_ms = cuda_time(lambda: impl_rewardkit(hidden, weight, inp[2], inp[3], inp[4], b, t), 3)
+    all_ms = cuda_time(step, 3)
+    log(f"rewardkit {b}x{t},{h},{v}: forward {fwd_ms:.2f} ms, forward+backward {all_ms:.2f} ms")
+    with open(os.path.join(out, fname), "w") as f:
         f.write(table)
 
 
@@ -435,6 +438,7 @@ def main():
         sweep(results, None)
     if not args.no_profile and DEV == "cuda":
         profile_rewardkit(8, 4096, 4096, 128256, args.out)
+        profile_rewardkit(8, 1024, 896, 151936, args.out, "profile_small.txt")
     impls = args.impls.split(",")
     idx = range(len(SHAPES)) if args.shapes == "all" else [int(i) for i in args.shapes.split(",")]
     for i in idx:

@@ -30,13 +30,14 @@ import os
 
 import torch
 
-from ._triton_kernels import dlogits_kernel, row_stats_kernel
+from ._triton_kernels import dlogits_kernel, dlogits_mm_kernel, row_stats_kernel
 
 __all__ = ["TritonLogProbs", "triton_token_logprobs", "plan_blocks"]
 
 _D_SCALE = 2.0**14  # |D| / scale <= 2**14 < 65504, the float16 maximum
 _MIN_ROWS = 256  # fewer rows than this per block and the weight re-reads dominate
 _out_dtype_ok: bool | None = None
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -54,17 +55,21 @@ def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a.float() @ b.float()
 
 
-def plan_blocks(n: int, v: int, h: int, elem: int) -> tuple[int, int]:
+def plan_blocks(n: int, v: int, h: int, elem: int, need_w: bool = True) -> tuple[int, int]:
     """Rows per forward block and vocabulary columns per backward block.
 
-    Budget: 4% of the two gradient buffers (env ``REWARDKIT_LOGPROB_BLOCK_MB`` overrides),
-    but never fewer than 256 rows/columns (64 under the override), below which re-reading the other operand costs more
-    than the matmul.
+    Budget: 4% of the gradient buffers (env ``REWARDKIT_LOGPROB_BLOCK_MB`` overrides). The
+    forward may also use the space grad_weight will take, since that buffer only exists in the
+    backward. Never fewer than 256 rows/columns (64 under the override): below that,
+    re-reading the other operand costs more than the matmul.
     """
     env = os.environ.get("REWARDKIT_LOGPROB_BLOCK_MB")
-    budget = int(float(env) * 2**20) if env else int(0.04 * (n + v) * h * elem)
-    rows = budget // (v * (4 + elem) + 4 * h)
-    cols = budget // (n * (4 + elem))
+    grads = (n + (v if need_w else 0)) * h * elem
+    budget_b = int(float(env) * 2**20) if env else int(0.04 * grads)
+    budget_f = budget_b if env else budget_b + (v * h * elem if need_w else 0)
+    rows = budget_f // (v * (4 + elem) + 4 * h)
+    # half precision: the fused kernel writes only d logits; float32 goes through cuBLAS logits
+    cols = budget_b // (n * (elem if elem == 2 else 8))
     low = 64 if env else _MIN_ROWS
     rows = min(n, max(low, rows // 64 * 64))
     cols = min(v, max(low, cols // 64 * 64))
@@ -106,7 +111,7 @@ class TritonLogProbs(torch.autograd.Function):
         v = weight.shape[0]
         dt = hidden.dtype
         inv_t = 1.0 / temperature
-        rows, cols = plan_blocks(n, v, h, hidden.element_size())
+        rows, cols = plan_blocks(n, v, h, hidden.element_size(), bool(ctx.needs_input_grad[1]))
         lse = hidden.new_empty(n, dtype=torch.float32)
         logp = hidden.new_empty(n, dtype=torch.float32)
         ent = hidden.new_empty(n, dtype=torch.float32) if want_entropy else lse
@@ -183,13 +188,10 @@ def _grad_hidden_from_store(ctx, d_store, d_scale, gl, out_dtype):
 def _grad_hidden_recompute(ctx, hidden, weight, targets, lse, ent, gl, ge):
     n = hidden.shape[0]
     grad_h = torch.empty_like(hidden)
-    wt = weight.t()
     for s in range(0, n, ctx.rows):
         e = min(n, s + ctx.rows)
-        z = _mm_f32(hidden[s:e], wt)
-        dl = torch.empty(z.shape, device=z.device, dtype=hidden.dtype)
-        _dlogits(z, dl, targets[s:e], lse[s:e], _sl(gl, s, e), _sl(ge, s, e), ent[s:e], 0, ctx.inv_t)
-        del z
+        dl = _dlogits_block(hidden[s:e], weight, 0, targets[s:e], lse[s:e], _sl(gl, s, e), _sl(ge, s, e),
+                            ent[s:e], ctx.inv_t)
         torch.mm(dl, weight, out=grad_h[s:e])
         del dl
     return grad_h
@@ -202,13 +204,27 @@ def _grad_weight(ctx, hidden, weight, targets, lse, ent, gl, ge):
         return grad_w.zero_()
     for c0 in range(0, v, ctx.cols):
         c1 = min(v, c0 + ctx.cols)
-        z = _mm_f32(hidden, weight[c0:c1].t())
-        dl = torch.empty(z.shape, device=z.device, dtype=hidden.dtype)
-        _dlogits(z, dl, targets, lse, gl, ge, ent, c0, ctx.inv_t)
-        del z
+        dl = _dlogits_block(hidden, weight[c0:c1], c0, targets, lse, gl, ge, ent, ctx.inv_t)
         torch.mm(dl.t(), hidden, out=grad_w[c0:c1])
         del dl
     return grad_w
+
+
+def _dlogits_block(x, w, col0, tgt, lse, gl, ge, ent, inv_t):
+    """d loss / d (x @ w.T) in the compute dtype; half precision recomputes inside Triton."""
+    r, c = x.shape[0], w.shape[0]
+    out = torch.empty((r, c), device=x.device, dtype=x.dtype)
+    if x.dtype == torch.float32:
+        z = _mm_f32(x, w.t())
+        _dlogits(z, out, tgt, lse, gl, ge, ent, col0, inv_t)
+        return out
+    grid = lambda meta: (triton_cdiv(r, meta["BLOCK_M"]) * triton_cdiv(c, meta["BLOCK_N"]),)
+    dlogits_mm_kernel[grid](
+        x, x.stride(0), w, w.stride(0), out, out.stride(0), tgt, lse, gl if gl is not None else lse,
+        ge if ge is not None else lse, ent, r, c, x.shape[1], col0, inv_t,
+        HAS_GL=gl is not None, HAS_GE=ge is not None, UPCAST=_INTERPRET and x.dtype == torch.bfloat16,
+    )
+    return out
 
 
 def _sl(t, s, e):

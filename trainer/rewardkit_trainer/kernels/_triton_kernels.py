@@ -1,17 +1,22 @@
 """Triton kernels for the token log-prob path (the matmuls themselves run in cuBLAS).
 
-Two element-wise kernels over float32 logits blocks that cuBLAS wrote:
+Element-wise kernels over float32 logits blocks that cuBLAS wrote, and one matmul kernel:
 
 - ``row_stats_kernel``: one program per row of a ``[rows, V]`` block: online
   max/sum-exp (and the entropy's sum p*z), the target's log-prob, and optionally the row of
   ``softmax - onehot`` in the compute dtype (the forward's unit gradient w.r.t. the logits).
 - ``dlogits_kernel``: a 2-D grid over a ``[rows, cols]`` block at column offset ``col0``:
   d(loss)/d(logits) from the saved logsumexp, the incoming gradients and the target.
+- ``dlogits_mm_kernel``: the same d loss/d logits, recomputing the logits block with tl.dot
+  instead of reading it (half-precision inputs; no float32 logits ever reach memory).
 
-Limits: the logits block must be float32 and row-major (unit column stride).
+Limits: logits blocks must be float32 and row-major (unit column stride); matmul operands
+row-major with unit last stride.
 """
 
 from __future__ import annotations
+
+import os
 
 import triton
 import triton.language as tl
@@ -87,3 +92,72 @@ def dlogits_kernel(
         d -= p * (logq + ent[:, None]) * ge[:, None]
     d = d * inv_t
     tl.store(OUT + rows64[:, None] * stride_o + cols[None, :], d.to(OUT.dtype.element_ty), mask=mask)
+
+
+def _mm_configs():
+    # the interpreter runs every autotune candidate on the CPU: give it one small tile
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 4}, num_warps=4, num_stages=1)]
+    shapes = [(128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 4, 4), (128, 128, 64, 8, 4),
+              (128, 256, 32, 8, 4), (64, 256, 64, 4, 4)]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=w, num_stages=s)
+            for m, n, k, w, s in shapes]
+
+
+@triton.autotune(configs=_mm_configs(), key=["H", "HAS_GE"])
+@triton.jit
+def dlogits_mm_kernel(
+    X, stride_x, W, stride_w, OUT, stride_o, TGT, LSE, GL, GE, ENT,
+    n_rows, n_cols, H, col0, inv_t,
+    HAS_GL: tl.constexpr, HAS_GE: tl.constexpr, UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """d loss / d logits for a [rows, cols] block, recomputing the logits with tl.dot over H.
+
+    ``W`` points at the block's first vocabulary row (``col0`` is its index, for the one-hot).
+    The logits never leave registers; only the compute-dtype result is written.
+    """
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(n_rows, BLOCK_M)
+    num_n = tl.cdiv(n_cols, BLOCK_N)
+    # grouped launch order: neighbouring programs share W tiles in L2
+    per_group = GROUP_M * num_n
+    first_m = (pid // per_group) * GROUP_M
+    gsize = tl.minimum(num_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % per_group) % gsize
+    pid_n = (pid % per_group) // gsize
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    # wrap out-of-range rows/cols onto valid ones so the hot loop needs no row/col masks
+    a_ptrs = X + (rows % n_rows).to(tl.int64)[:, None] * stride_x + rk[None, :]
+    b_ptrs = W + (cols % n_cols).to(tl.int64)[None, :] * stride_w + rk[:, None]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+    for k in range(0, tl.cdiv(H, BLOCK_K)):
+        kmask = rk < H - k * BLOCK_K
+        a = tl.load(a_ptrs, mask=kmask[None, :], other=0.0)
+        b = tl.load(b_ptrs, mask=kmask[:, None], other=0.0)
+        if UPCAST:  # the CPU interpreter's dot mishandles bfloat16 operands
+            acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc)
+        else:
+            acc = tl.dot(a, b, acc)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols[None, :] < n_cols)
+    lse = tl.load(LSE + rows, mask=rmask, other=0.0)
+    logq = acc * inv_t - lse[:, None]
+    p = tl.exp(logq)
+    d = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+    if HAS_GL:
+        gl = tl.load(GL + rows, mask=rmask, other=0.0)
+        tgt = tl.load(TGT + rows, mask=rmask, other=-1)
+        onehot = tl.where((cols[None, :] + col0) == tgt[:, None], 1.0, 0.0)
+        d += (onehot - p) * gl[:, None]
+    if HAS_GE:
+        ge = tl.load(GE + rows, mask=rmask, other=0.0)
+        ent = tl.load(ENT + rows, mask=rmask, other=0.0)
+        d -= p * (logq + ent[:, None]) * ge[:, None]
+    d = d * inv_t
+    out_ptrs = OUT + rows.to(tl.int64)[:, None] * stride_o + cols[None, :]
+    tl.store(out_ptrs, d.to(OUT.dtype.element_ty), mask=mask)
