@@ -51,6 +51,8 @@ __all__ = ["score_in_pool", "run_in_pool", "shutdown"]
 _LOAD_SECONDS = 120.0  # unpickling a job may import sympy and friends in a fresh worker
 _MAX_POOLS_PER_KEY = 4
 _POLL_PARENT_SECONDS = 1.0
+_FLUSH_SECONDS = 0.002  # a worker batches results for at most this long
+_STATE_POLL_SECONDS = 0.005  # how often the parent looks at a worker that is not mid-item
 _tokens = itertools.count(1)
 # jobs that could not be pickled, inherited by forked workers through memory
 _INHERITED: dict[int, Callable[[Any], Score]] = {}
@@ -58,8 +60,12 @@ _INHERITED: dict[int, Callable[[Any], Score]] = {}
 
 # --------------------------------------------------------------------------------------
 # worker side
-def _worker_main(conn: Any) -> None:
-    """Loop: receive ``(token, payload, items)``, answer one message per item."""
+def _worker_main(conn: Any, state: Any) -> None:
+    """Loop: receive ``(token, payload, items)``; send results in small batches.
+
+    ``state`` is shared memory ``[index of the item in flight or -1, its start time]``:
+    the parent reads it to enforce per-item deadlines, so results can be batched.
+    """
     token, job = None, None
     # our parent is the caller (fork) or the forkserver, which exits with the caller;
     # either way a changed parent pid means we were orphaned
@@ -83,15 +89,34 @@ def _worker_main(conn: Any) -> None:
                 token = new_token
             except BaseException as exc:  # noqa: BLE001 - report, never die silently
                 token, job = None, None
-                conn.send(("load_error", f"{type(exc).__name__}: {exc}"[:200]))
+                conn.send(("load_error", f"{type(exc).__name__}: {exc}"[:200], True))
                 continue
-        conn.send(("ready", None))
+        buffer: list = []
+        flushed = time.monotonic()
         for index, item in items:
-            result = _run_one(job, item)
+            now = time.monotonic()
+            if buffer and now - flushed >= _FLUSH_SECONDS:
+                _send(conn, buffer, False)
+                buffer, flushed = [], now
+            state[1] = now  # start before index: a torn read only ever looks later
+            state[0] = index
+            buffer.append((index, _run_one(job, item)))
+        state[0] = -1
+        _send(conn, buffer, True)
+
+
+def _send(conn: Any, buffer: list, done: bool) -> None:
+    try:
+        conn.send(("results", buffer, done))
+    except Exception:  # an unpicklable detail in some Score: replace just those
+        safe = []
+        for index, score in buffer:
             try:
-                conn.send((index, result))
-            except Exception as exc:  # an unpicklable detail in a Score, say
-                conn.send((index, Score.error(reason=f"result not picklable: {type(exc).__name__}")))
+                pickle.dumps(score)
+            except Exception as exc:
+                score = Score.error(reason=f"result not picklable: {type(exc).__name__}")
+            safe.append((index, score))
+        conn.send(("results", safe, done))
 
 
 def _run_one(job: Callable[[Any], Score], item: Any) -> Score:
@@ -110,14 +135,18 @@ def _run_one(job: Callable[[Any], Score], item: Any) -> Score:
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         parent, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.state = ctx.RawArray("d", [-1.0, 0.0])
+        self.process = ctx.Process(target=_worker_main, args=(child, self.state), daemon=True)
         self.process.start()
         child.close()
         self.conn = parent
         self.token: int | None = None
-        self.chunk: deque = deque()
-        self.deadline = math.inf
-        self.loading = False
+        self.chunk: dict[int, Any] = {}  # index -> item, not yet answered
+        self.sent_at = 0.0
+
+    def in_flight(self) -> tuple[int, float]:
+        index = int(self.state[0])  # index first, then start: see _worker_main
+        return index, self.state[1]
 
     def kill(self) -> None:
         try:
@@ -151,6 +180,7 @@ class _Pool:
         self.ctx = mp.get_context(method)
         self.lock = threading.Lock()
         self.workers: list[_Worker] = []
+        self.load_failed = False  # the last run met a worker that could not unpickle the job
 
     def _ensure(self) -> None:
         for w in self.workers:
@@ -167,84 +197,97 @@ class _Pool:
 
     def run(self, token: int, payload: bytes | None, items: list, timeout: float | None) -> list[Score]:
         self._ensure()
+        self.load_failed = False
         n = len(items)
         results: list[Score | None] = [None] * n
         step = max(1, min(64, math.ceil(n / (self.size * 4))))
         pending = deque([(i, items[i]) for i in range(s, min(n, s + step))] for s in range(0, n, step))
         busy: dict[Any, _Worker] = {}
         idle = list(self.workers)
-        item_seconds = timeout if timeout else math.inf
         left = n
 
-        def settle(w: _Worker, score: Score) -> None:
+        def settle(w: _Worker, i: int, score: Score) -> None:
             nonlocal left
-            i, _ = w.chunk.popleft()
-            results[i] = score
-            left -= 1
+            w.chunk.pop(i, None)
+            if results[i] is None:  # the first answer stands
+                results[i] = score
+                left -= 1
 
         def dispatch(w: _Worker, chunk: list) -> None:
-            w.chunk = deque(chunk)
+            w.chunk = dict(chunk)
             try:  # the job travels only to workers that do not hold it yet
                 w.conn.send((token, payload if w.token != token else b"", chunk))
             except Exception as exc:  # inputs that do not pickle
-                while w.chunk:
-                    settle(w, Score.error(reason=f"input not picklable: {type(exc).__name__}"))
+                for i, _ in chunk:
+                    settle(w, i, Score.error(reason=f"input not picklable: {type(exc).__name__}"))
                 idle.append(w)
                 return
-            w.loading = True
-            w.deadline = time.monotonic() + _LOAD_SECONDS
+            w.sent_at = time.monotonic()
             busy[w.conn] = w
 
-        def replace(w: _Worker, score: Score, *, resend: bool) -> None:
-            settle(w, score)
-            while w.chunk and not resend:
-                settle(w, score)
-            if w.chunk:
-                pending.appendleft(list(w.chunk))
+        def replace(w: _Worker, failed: int | None, score: Score) -> None:
+            """Kill ``w``; ``failed`` gets ``score``; the rest of its chunk is resent."""
             busy.pop(w.conn, None)
             w.kill()
+            if failed is not None:
+                settle(w, failed, score)
+            if w.chunk:
+                pending.appendleft(list(w.chunk.items()))
             fresh = _Worker(self.ctx)
             self.workers[self.workers.index(w)] = fresh
             idle.append(fresh)
+
+        def deadline(w: _Worker) -> float:
+            index, start = w.in_flight()
+            if index in w.chunk:
+                return start + timeout if timeout else math.inf
+            # loading the job (-1) or stepping between items: the worker may start an
+            # item and hang without a word, so look at its state again soon
+            soon = time.monotonic() + _STATE_POLL_SECONDS if timeout else math.inf
+            return min(soon, w.sent_at + _LOAD_SECONDS) if index < 0 else soon
 
         while left:
             while idle and pending:
                 dispatch(idle.pop(), pending.popleft())
             if not busy:
                 break  # nothing in flight and nothing to send: every item is settled
-            wait_for = max(0.0, min(w.deadline for w in busy.values()) - time.monotonic())
-            for conn in wait(list(busy), timeout=None if wait_for == math.inf else wait_for):
+            soonest = min(deadline(w) for w in busy.values())
+            wait_for = None if soonest == math.inf else max(0.0, soonest - time.monotonic())
+            for conn in wait(list(busy), timeout=wait_for):
                 w = busy[conn]
                 try:
-                    tag, value = conn.recv()
+                    tag, value, done = conn.recv()
                 except (EOFError, OSError):  # the worker died mid-item
+                    index, _ = w.in_flight()
                     w.process.join(1)
-                    crash = Score.error(reason=f"worker crashed (exit code {w.process.exitcode})")
-                    replace(w, crash, resend=True)
+                    culprit = index if index in w.chunk else next(iter(w.chunk), None)
+                    replace(w, culprit, Score.error(reason=f"worker crashed (exit code {w.process.exitcode})"))
                     continue
-                if tag == "ready":
-                    w.token, w.loading = token, False
-                elif tag == "load_error":
-                    while w.chunk:
-                        settle(w, Score.error(reason=f"worker could not load the job: {value}"))
+                if tag == "load_error":
+                    self.load_failed = True
+                    for i in list(w.chunk):
+                        settle(w, i, Score.error(reason=f"worker could not load the job: {value}"))
                 else:
-                    results[tag] = value
-                    w.chunk.popleft()
-                    left -= 1
-                if w.chunk:
-                    w.deadline = time.monotonic() + item_seconds
-                else:
+                    w.token = token
+                    for i, score in value:
+                        settle(w, i, score)
+                if done:
                     busy.pop(conn)
-                    w.deadline = math.inf
+                    if w.chunk:  # defensive: a finished chunk left nothing unanswered
+                        pending.appendleft(list(w.chunk.items()))
+                        w.chunk = {}
                     idle.append(w)
             now = time.monotonic()
-            for w in [w for w in busy.values() if w.deadline <= now]:
-                if w.loading:
+            for w in list(busy.values()):
+                index, start = w.in_flight()
+                if index in w.chunk and timeout and start + timeout <= now:
+                    late = Score.timeout(reason=f"exceeded the {timeout:g} s timeout", elapsed=now - start)
+                    replace(w, index, late)
+                elif index < 0 and w.sent_at + _LOAD_SECONDS <= now:
                     failed = Score.error(reason=f"worker did not load the job within {_LOAD_SECONDS:g} s")
-                    replace(w, failed, resend=False)
-                else:
-                    late = Score.timeout(reason=f"exceeded the {timeout:g} s timeout", elapsed=float(timeout or 0))
-                    replace(w, late, resend=True)
+                    for i in list(w.chunk):
+                        settle(w, i, failed)
+                    replace(w, None, failed)
         for i, r in enumerate(results):
             if r is None:  # defensive: a bookkeeping slip must not return None for a Score
                 results[i] = Score.error(reason="lost by the pool")
@@ -326,13 +369,18 @@ def run_in_pool(
     workers = min(workers, len(items))
     token = next(_tokens)
     payload = _payload_for(job)
+    can_fork = "fork" in mp.get_all_start_methods()
     if payload is not None:
         pool = _acquire(workers, _default_method())
         try:
-            return pool.run(token, payload, items, timeout)
+            results = pool.run(token, payload, items, timeout)
+            if not (pool.load_failed and can_fork):
+                return results
         finally:
             pool.lock.release()
-    if "fork" not in mp.get_all_start_methods():
+        # pickled but a fresh process could not unpickle it (a class defined under
+        # `if __name__ == "__main__":`, say): run it in forked workers instead
+    if not can_fork:
         raise invalid("job", job, "must be picklable to run in worker processes on this platform")
     # an unpicklable job: fork fresh workers that inherit it, for this call only
     _INHERITED[token] = job

@@ -70,7 +70,9 @@ def test_hang_times_out_within_slack_and_pool_recovers():
 
 def test_items_after_a_hang_in_the_same_chunk_still_run():
     texts = ["hang"] + ["ok"] * 9
+    start = time.monotonic()
     scores = Behave().score_batch(texts, workers=1, timeout=0.5)
+    assert time.monotonic() - start < 0.5 + 5.0  # a hang before any result is still seen
     assert scores[0].status is Status.TIMEOUT
     assert _values(scores[1:]) == [0.02] * 9
 
@@ -187,3 +189,23 @@ def test_workers_exit_when_their_parent_dies(tmp_path):
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in pids)
+
+
+_GUARDED_SCRIPT = """
+from rewardkit import Scorer
+if __name__ == "__main__":
+    class Inside(Scorer):  # pickles by name, but a fresh process cannot import it
+        def _score(self, text, **columns):
+            return 0.5
+    print([s.value for s in Inside().score_batch(["a", "b", "c"], workers=2, timeout=10)])
+"""
+
+
+def test_job_a_fresh_process_cannot_load_falls_back_to_fork(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "guarded.py"
+    script.write_text(_GUARDED_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[0.5, 0.5, 0.5]", out.stderr[-2000:]

@@ -1,0 +1,83 @@
+"""Per-item overhead of rewardkit's process pool versus the standard library's pools.
+
+One command: ``PYTHONPATH=. python bench/rubric_pool.py`` (writes nothing; prints a
+markdown table). A trivial scorer isolates overhead: microseconds per item, warm pools,
+best of ``REPEATS``. Only rewardkit's pool enforces a hard per-item timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import platform
+import time
+
+from rewardkit import Rubric, Scorer
+from rewardkit._pool import shutdown
+
+N = 2000 if os.environ.get("REWARDKIT_SMALL") else 20000
+WORKERS = 2
+REPEATS = 3
+
+
+class Tiny(Scorer):
+    def _score(self, text, **columns):
+        return len(text) % 7 / 7
+
+
+def _score_one(text):
+    return Tiny().score(text).value
+
+
+def _best(fn):
+    fn()  # warm-up: start workers, import modules
+    times = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) / N * 1e6
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except Exception:
+        return platform.processor() or "unknown"
+
+
+def main() -> None:
+    texts = [f"completion {i} " * (i % 5) for i in range(N)]
+    scorer = Tiny()
+    rubric = Rubric({"a": Tiny(), "b": (Tiny(), 0.5)})
+    rows = {}
+    rows["in-process `Scorer.score_batch`"] = _best(lambda: scorer.score_batch(texts))
+    rows["rewardkit pool, `score_batch(workers=2, timeout=5)`"] = _best(
+        lambda: scorer.score_batch(texts, workers=WORKERS, timeout=5)
+    )
+    rows["rewardkit pool, 2-part Rubric (2 items per completion)"] = _best(
+        lambda: rubric.score_batch(texts, workers=WORKERS, timeout=5)
+    )
+    ctx = mp.get_context("forkserver")
+    with ctx.Pool(WORKERS) as pool:
+        rows["`multiprocessing.Pool.map` (forkserver, auto chunks), no timeout"] = _best(
+            lambda: pool.map(_score_one, texts)
+        )
+    with cf.ProcessPoolExecutor(WORKERS, mp_context=ctx) as ex:
+        rows["`ProcessPoolExecutor.map` (chunksize=64), no timeout"] = _best(
+            lambda: list(ex.map(_score_one, texts, chunksize=64))
+        )
+        rows["`ProcessPoolExecutor.submit` per item (what per-item timeouts need)"] = _best(
+            lambda: [f.result(timeout=5) for f in [ex.submit(_score_one, t) for t in texts]]
+        )
+    shutdown()
+    print(f"{N} completions, {WORKERS} workers, {os.cpu_count()} CPU cores, {_cpu()}\n")
+    print("| method | us per completion |\n|---|---|")
+    for name, us in rows.items():
+        print(f"| {name} | {us:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
