@@ -62,7 +62,9 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess
 def fresh_registry(monkeypatch):
     monkeypatch.delenv(plugins.ENV_VAR, raising=False)
     plugins.reload()
+    saved_path = list(sys.path)  # main() puts the current directory on sys.path, like `python -m`
     yield
+    sys.path[:] = saved_path
     sys.modules.pop("rk_cli_rubrics", None)
     plugins.reload()
 

@@ -97,6 +97,37 @@ def test_available_rejects_unknown_kind(kind):
         rewardkit.available(kind)
 
 
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("format", {"style": "strict"}),
+        ("xmlcount", {}),
+        ("proximity", {}),
+        ("length", {"target": (1, 10)}),
+        ("contains", {"keywords": ["x"]}),
+        ("exact_match", {}),
+        ("math_equivalence", {}),
+        ("code_tests", {}),
+        ("math", {"format_weight": 0.5}),
+        ("gsm8k_classic", {}),
+    ],
+)
+def test_every_builtin_builds_an_object_of_its_kind(name, options):
+    obj = rewardkit.get(name, **options)
+    kind = BUILTINS[name]
+    if kind == "rubric":
+        assert isinstance(obj, rewardkit.Rubric)
+    else:
+        assert obj.kind == kind and isinstance(obj, rewardkit.Component)
+    assert rewardkit.get(name, **options) is not obj
+
+
+def test_builtin_options_reach_the_factory():
+    assert rewardkit.get("math", format_weight=0.5).weights["format"] == 0.5
+    with pytest.raises(InvalidArgument, match="style="):
+        rewardkit.get("format", style="loose")
+
+
 def test_builtins_load_even_with_empty_allowlist(monkeypatch):
     monkeypatch.setenv(plugins.ENV_VAR, "")
     plugins.reload()
