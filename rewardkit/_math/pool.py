@@ -91,6 +91,14 @@ class _Worker:
             pass
 
 
+def _replacement() -> _Worker | None:
+    """A fresh worker, started now so it loads while the caller moves on."""
+    try:
+        return _Worker()
+    except OSError:
+        return None
+
+
 class Pool:
     """Up to ``size`` workers shared by all threads; each job gets one worker to itself."""
 
@@ -155,11 +163,11 @@ class Pool:
             return worker.ask(job, timeout)
         except _Timeout:
             worker.kill()
-            worker = None
+            worker = _replacement()
             return {"s": "timeout", "r": f"no verdict within {timeout:g} s"}
         except (EOFError, OSError, ValueError) as exc:
             worker.kill()
-            worker = None
+            worker = _replacement()
             return {"s": "error", "r": f"worker failed: {type(exc).__name__}"}
         except BaseException:
             worker.kill()

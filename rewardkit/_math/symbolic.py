@@ -28,6 +28,7 @@ import re
 from typing import Any
 
 import sympy as sp
+from sympy.core.function import UndefinedFunction
 from sympy.core.relational import Relational
 from sympy.parsing.sympy_parser import (
     convert_xor,
@@ -45,19 +46,31 @@ _PLAIN_OK = re.compile(r"[0-9A-Za-z_+\-*/^().,=<>! ]+")
 _ATTR = re.compile(r"\.\s*[A-Za-z_]|__")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TRANSFORMS = standard_transformations + (implicit_multiplication_application, convert_xor)
-_NAMES = """
-sqrt cbrt root exp log ln sin cos tan sec csc cot asin acos atan asec acsc acot sinh cosh
-tanh asinh acosh atanh pi E I oo zoo nan factorial factorial2 binomial gamma Abs abs floor
-ceiling gcd lcm Rational Integer Float Symbol Function Mul Add Pow Eq Ne Lt Le Gt Ge
-""".split()
-_GLOBALS: dict[str, Any] = {n: getattr(sp, n) for n in _NAMES if hasattr(sp, n)}
-_GLOBALS.update({"__builtins__": {}, "ln": sp.log, "abs": sp.Abs, "arcsin": sp.asin, "arccos": sp.acos,
-                 "arctan": sp.atan, "inf": sp.oo, "infty": sp.oo, "infinity": sp.oo, "ceil": sp.ceiling})
+# Functions parse as *undefined* sympy functions (nothing runs at parse time: a literal
+# factorial(factorial(20)) would otherwise be computed inside parse_expr), and become the
+# real ones in bounded_eval, after the size checks.
+_REAL = {n: getattr(sp, n) for n in """
+sqrt cbrt root exp log sin cos tan sec csc cot asin acos atan asec acsc acot sinh cosh
+tanh asinh acosh atanh factorial factorial2 binomial gamma floor ceiling gcd lcm
+""".split()}
+_REAL.update({"ln": sp.log, "abs": sp.Abs, "Abs": sp.Abs, "arcsin": sp.asin, "arccos": sp.acos,
+              "arctan": sp.atan, "ceil": sp.ceiling})
+_GLOBALS: dict[str, Any] = {n: sp.Function(n) for n in _REAL}
+_GLOBALS.update({"__builtins__": {}, "pi": sp.pi, "E": sp.E, "I": sp.I, "oo": sp.oo, "inf": sp.oo,
+                 "infty": sp.oo, "infinity": sp.oo, "Integer": sp.Integer, "Float": sp.Float,
+                 "Rational": sp.Rational, "Symbol": sp.Symbol, "Function": sp.Function})
+# the operator classes parse_expr(evaluate=False) emits calls to
+_GLOBALS.update({n: getattr(sp, n) for n in "Add Mul Pow Eq Ne Lt Le Gt Ge Not And Or".split()})
+_BIG_LITERAL = re.compile(r"[eE][+-]?\d{4,}|\d{401,}")
 _E, _I = sp.Symbol("e"), sp.Symbol("i")
 
 
 class Unparseable(ValueError):
     """The text is not an expression we will parse."""
+
+
+class _SyntaxProblem(Unparseable):
+    """Allowed characters, but not a Python-style expression: the LaTeX parser may read it."""
 
 
 class TooLarge(ValueError):
@@ -78,6 +91,8 @@ def _nesting(text: str) -> int:
 def _parse_plain(text: str) -> Any:
     if not _PLAIN_OK.fullmatch(text) or _ATTR.search(text):
         raise Unparseable("characters outside the allow-list")
+    if _BIG_LITERAL.search(text):
+        raise Unparseable("number literal too large")
     for name in _IDENT.findall(text):
         if len(name) > 24 or keyword.iskeyword(name):
             raise Unparseable(f"name {name[:24]!r} not allowed")
@@ -89,14 +104,15 @@ def _parse_plain(text: str) -> Any:
     try:
         return parse_expr(text, global_dict=dict(_GLOBALS), local_dict={}, transformations=_TRANSFORMS, evaluate=False)
     except Exception as exc:  # SyntaxError, TokenError, TypeError, ...
-        raise Unparseable(f"{type(exc).__name__}") from None
+        raise _SyntaxProblem(f"{type(exc).__name__}") from None
 
 
 def _parse_latex(text: str) -> Any:
     from sympy.parsing.latex import parse_latex
 
     try:
-        return parse_latex(text, backend="antlr")
+        # strict: the lenient mode silently drops what it cannot read ("1,2" -> 1)
+        return parse_latex(text, backend="antlr", strict=True)
     except Exception as exc:
         raise Unparseable(f"LaTeX: {type(exc).__name__}") from None
 
@@ -113,10 +129,8 @@ def parse(text: str) -> Any:
     latex = "\\" in text or "{" in text
     try:
         tree = _parse_latex(text) if latex else _parse_plain(text)
-    except Unparseable:
-        if latex:
-            raise
-        tree = _parse_latex(text)
+    except _SyntaxProblem:
+        tree = _parse_latex(text)  # plain text that is LaTeX-ish: "2^10", "3!"
     if not isinstance(tree, sp.Basic):
         raise Unparseable("not an expression")
     return tree.xreplace({_E: sp.E, _I: sp.I})
@@ -152,6 +166,8 @@ def bounded_eval(tree: Any) -> Any:
         return tree
     args = [bounded_eval(a) for a in tree.args]
     func = tree.func
+    if isinstance(func, UndefinedFunction):
+        func = _REAL.get(func.__name__, func)
     _check(func, args)
     if isinstance(tree, Relational):
         return func(*args, evaluate=False)
@@ -181,7 +197,8 @@ def _close(a: Any, b: Any, rel_tol: float, abs_tol: float) -> bool | None:
 
 def _points(symbols: list[Any], n: int, seed: int) -> list[dict[Any, Any]]:
     rng = random.Random(seed)
-    return [{s: sp.Rational(rng.randint(50, 350), 100) + sp.Rational(1, 7 + k) for s in symbols} for k in range(n)]
+    # Floats, not Rationals: x**(10**9) at a Float costs nothing, at a Rational it is huge
+    return [{s: sp.Float(rng.randint(50, 350) / 100 + 1 / (7 + k), 30) for s in symbols} for k in range(n)]
 
 
 def _identity(a: Any, b: Any, rel_tol: float, abs_tol: float) -> bool | None:
