@@ -125,6 +125,7 @@ def _child(req, workdir, fds, pid1):
     status = 0
     try:
         sys.argv = ["main.py"]
+        sys.dont_write_bytecode = True
         sys.path.insert(0, workdir)
         main = types.ModuleType("__main__")
         main.__file__ = os.path.join(workdir, "main.py")

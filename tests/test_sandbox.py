@@ -1,0 +1,195 @@
+"""rewardkit.sandbox: results, limits, options, pool behaviour, detection."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rewardkit import InvalidArgument, sandbox
+from rewardkit.sandbox import ExecStatus, ExecutionResult, SandboxUnavailable
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with sandbox.Pool(2) as p:
+        yield p
+
+
+def test_run_returns_stdout_and_backend():
+    res = sandbox.run("print(6 * 7)")
+    assert isinstance(res, ExecutionResult)
+    assert res.ok and res.stdout == "42\n" and res.exit_code == 0 and res.backend == "bwrap"
+
+
+def test_stdin_is_empty_by_default_and_can_be_given(pool):
+    assert pool.run("import sys; print(repr(sys.stdin.read()))").stdout == "''\n"
+    assert pool.run("import sys; print(sys.stdin.read()[::-1])", stdin="abc").stdout == "cba\n"
+    assert pool.run("import sys; print(len(sys.stdin.buffer.read()))", stdin=b"\x00" * 200_000).stdout == "200000\n"
+
+
+def test_files_land_in_a_fresh_work_dir(pool):
+    res = pool.run("import os, helper\nprint(helper.X, sorted(os.listdir('.')))", files={"helper.py": "X = 5", "d/a.txt": b"1"})
+    assert res.stdout == "5 ['d', 'helper.py', 'main.py']\n"
+    assert pool.run("import os; print(os.listdir('.'))").stdout == "['main.py']\n"
+
+
+def test_exception_is_an_error_with_traceback(pool):
+    res = pool.run("raise ValueError('boom')")
+    assert res.status is ExecStatus.ERROR and res.exit_code == 1 and "ValueError: boom" in res.stderr
+
+
+def test_exit_codes(pool):
+    assert pool.run("import sys; sys.exit(3)").exit_code == 3
+    assert pool.run("import sys; sys.exit(0)").ok
+    assert pool.run("import sys; sys.exit('bye')").stderr.strip() == "bye"
+
+
+def test_syntax_error_is_an_error(pool):
+    res = pool.run("def (:")
+    assert res.status is ExecStatus.ERROR and "SyntaxError" in res.stderr
+
+
+def test_timeout_status_and_elapsed(pool):
+    res = pool.run("import time; time.sleep(5)", timeout=0.5)
+    assert res.status is ExecStatus.TIMEOUT and 0.4 < res.elapsed < 3
+
+
+def test_memory_status(pool):
+    assert pool.run("b = bytearray(2 * 1024**3)", memory_mb=128).status is ExecStatus.MEMORY
+
+
+def test_output_cap_truncates(pool):
+    res = pool.run("print('x' * 5000)", max_output=100)
+    assert res.status is ExecStatus.OUTPUT_LIMIT and res.truncated and len(res.stdout) == 100
+
+
+def test_stderr_is_captured_separately(pool):
+    res = pool.run("import sys; print('out'); print('err', file=sys.stderr)")
+    assert res.stdout == "out\n" and res.stderr == "err\n"
+
+
+def test_environment_is_an_allow_list(pool):
+    res = pool.run("import os; print(sorted(os.environ))", env={"EXTRA": "1"})
+    assert res.stdout.strip() == str(sorted(["EXTRA", "HOME", "LANG", "PATH", "PYTHONHASHSEED", "TMPDIR"]))
+
+
+def test_channel_and_secret(pool):
+    res = pool.run("import os\ns = os.read(4, 100)\nos.write(3, s[::-1])", secret="abc", channel=True)
+    assert res.ok and res.channel == b"cba"
+    assert pool.run("print(1)").channel is None
+
+
+def test_source_with_a_secret_is_not_written_to_disk(pool):
+    res = pool.run("import os; print(os.listdir('.'))", secret="s")
+    assert res.stdout == "[]\n"
+
+
+def test_unicode_output_round_trips(pool):
+    assert pool.run("print('h\u00e9llo \u2603')").stdout == "h\u00e9llo \u2603\n"
+    assert pool.run("import sys; sys.stdout.buffer.write(b'\\xff')").stdout == "\ufffd"
+
+
+def test_run_many_keeps_order(pool):
+    tasks = [sandbox.make_task(f"print({i})") for i in range(20)]
+    assert [r.stdout for r in pool.run_many(tasks)] == [f"{i}\n" for i in range(20)]
+    assert pool.run_many([]) == []
+
+
+def test_pool_is_thread_safe(pool):
+    out: dict[int, str] = {}
+
+    def worker(i: int) -> None:
+        out[i] = pool.run(f"print({i})").stdout
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == {i: f"{i}\n" for i in range(6)}
+
+
+def test_worker_is_recycled_after_max_tasks():
+    with sandbox.Pool(1, max_tasks=2) as p:
+        pids = [p.run("print(1)") for _ in range(3)]
+        assert all(r.ok for r in pids)
+        assert p._idle and p._idle[0].tasks == 1  # the third task ran on a fresh worker
+
+
+def test_per_run_isolation_starts_a_fresh_sandbox():
+    with sandbox.Pool(2, isolation="per_run") as p:
+        res = p.run_many([sandbox.make_task("import os; print(os.listdir('/tmp'))")] * 3)
+    assert [r.stdout for r in res] == ["['run1']\n"] * 3
+
+
+def test_default_per_run_mode_through_run():
+    assert sandbox.run("print('x')", isolation="per_run").stdout == "x\n"
+
+
+def test_detection_is_cached():
+    assert sandbox.detect() is sandbox.detect()
+
+
+def test_missing_backend_is_refused_with_a_reason():
+    if sandbox._backend.shutil.which("nsjail"):
+        pytest.skip("nsjail is installed here")
+    with pytest.raises(SandboxUnavailable, match="nsjail: not installed.*allow_unsafe"):
+        sandbox.detect("nsjail")
+
+
+def test_unsafe_backend_runs_when_asked():
+    with sandbox.Pool(1, backend="unsafe") as p:
+        res = p.run("import os; print(os.getcwd() != '/tmp')")
+    assert res.ok and res.backend == "unsafe" and res.stdout == "True\n"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout": 0},
+        {"timeout": -1},
+        {"timeout": "1"},
+        {"memory_mb": 1},
+        {"memory_mb": True},
+        {"max_output": 0},
+        {"files": {"../x": "a"}},
+        {"files": {"/etc/x": "a"}},
+        {"env": {"A": 1}},
+    ],
+)
+def test_invalid_arguments_raise(kwargs):
+    with pytest.raises(InvalidArgument):
+        sandbox.make_task("print(1)", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"workers": 0}, {"isolation": "vm"}, {"backend": "docker"}, {"max_tasks": 0}, {"tmp_mb": 1}],
+)
+def test_invalid_pool_arguments_raise(kwargs):
+    with pytest.raises(InvalidArgument):
+        sandbox.Pool(**kwargs)
+
+
+def test_code_must_be_text():
+    with pytest.raises(InvalidArgument, match="code"):
+        sandbox.run(b"print(1)")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2000))
+def test_any_stdin_bytes_round_trip(pool, data):
+    res = pool.run("import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())", stdin=data)
+    assert res.ok and res.stdout == data.decode("utf-8", "replace")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=300))
+def test_any_source_gives_a_result(pool, code):
+    res = pool.run(code, timeout=2)
+    assert isinstance(res.status, ExecStatus) and res.backend == "bwrap"
