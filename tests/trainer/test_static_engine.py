@@ -1,0 +1,197 @@
+"""StaticCacheEngine on a tiny random-init Llama (fp32, CPU; one CUDA-graph test on GPU).
+
+Greedy (top_k=1) must reproduce transformers' greedy ``generate`` token for token, the
+returned log-probs must equal a fresh full forward pass, and sampling must follow the
+model's distribution (checked against the exact first-token distribution).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rewardkit.errors import InvalidArgument
+from rewardkit_trainer.rollout import SamplingParams
+from rewardkit_trainer.rollout.static import ATTENTION_NAME, StaticCacheEngine
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny import tiny_model, tiny_tokenizer  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    return tiny_model(tok, seed=3, hidden=32, layers=2).eval()
+
+
+def _prompts(tok, texts):
+    return [tok(t)["input_ids"] for t in texts]
+
+
+def _greedy_ref(model, prompt, n):
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                         eos_token_id=None, pad_token_id=0)
+    return out[0, len(prompt):].tolist()
+
+
+def _forward_logprobs(model, prompt, completion, temperature=1.0):
+    ids = torch.tensor([list(prompt) + list(completion)])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(1, torch.tensor(completion)[:, None]).squeeze(1)
+
+
+def test_greedy_equals_transformers_generate_with_ragged_prompts(tok, model):
+    prompts = _prompts(tok, ["abc de", "hello there x", "q"])  # left padding inside one bucket
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), prompt_bucket=8)
+    r = eng.generate(prompts, SamplingParams(num_generations=2, max_completion_length=10, top_k=1, seed=0))
+    for i, p in enumerate(prompts):
+        ref = _greedy_ref(model, p, 10)
+        assert r.completion_ids[2 * i] == ref
+        assert r.completion_ids[2 * i + 1] == ref
+    assert r.truncated == [True] * 6
+    assert model.config._attn_implementation != ATTENTION_NAME  # restored after the rollout
+
+
+def test_logprobs_match_a_full_forward(tok, model):
+    prompts = _prompts(tok, ["a+b=", "12 34 5"])
+    eng = StaticCacheEngine(model, tok, eos_token_ids=())
+    r = eng.generate(prompts, SamplingParams(num_generations=3, max_completion_length=9, temperature=0.7, seed=5))
+    for j, (comp, lps) in enumerate(zip(r.completion_ids, r.logprobs)):
+        ref = _forward_logprobs(model, prompts[j // 3], comp, temperature=0.7)
+        assert torch.allclose(torch.tensor(lps), ref, atol=1e-4), (j, lps, ref.tolist())
+
+
+def test_eos_ends_rows_and_sets_lengths(tok, model):
+    prompts = _prompts(tok, ["abc", "xyz"])
+    # declare the greedy continuation's 4th token an EOS: rows stop there, EOS included
+    target = _greedy_ref(model, prompts[0], 6)
+    eos = target[3]
+    first = target.index(eos)
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(eos,), check_eos_every=2)
+    r = eng.generate(prompts[:1], SamplingParams(num_generations=2, max_completion_length=6, top_k=1, seed=0))
+    assert r.completion_ids[0] == target[: first + 1]
+    assert r.truncated == [False, False]
+    assert len(r.logprobs[0]) == first + 1
+
+
+def test_seed_reproduces_and_differs(tok, model):
+    prompts = _prompts(tok, ["ab", "cd"])
+    eng = StaticCacheEngine(model, tok, eos_token_ids=())
+    p = SamplingParams(num_generations=4, max_completion_length=8, seed=11)
+    a, b = eng.generate(prompts, p), eng.generate(prompts, p)
+    c = eng.generate(prompts, SamplingParams(num_generations=4, max_completion_length=8, seed=12))
+    assert a.completion_ids == b.completion_ids
+    assert a.completion_ids != c.completion_ids
+    assert len(set(map(tuple, a.completion_ids[:4]))) > 1  # samples of one group differ
+
+
+def test_first_token_frequencies_follow_the_model(tok, model):
+    """Chi-square-like check: empirical first-token shares against exact probabilities."""
+    prompt = _prompts(tok, ["zz"])[0]
+    g = 2000
+    eng = StaticCacheEngine(model, tok, eos_token_ids=())
+    r = eng.generate([prompt], SamplingParams(num_generations=g, max_completion_length=1, temperature=1.5, seed=1))
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([prompt])).logits[0, -1].float() / 1.5, -1)
+    counts = torch.bincount(torch.tensor([c[0] for c in r.completion_ids]), minlength=probs.numel()).float()
+    expected = probs * g
+    keep = expected > 20
+    z = (counts[keep] - expected[keep]) / expected[keep].sqrt()
+    assert z.abs().max() < 5, z
+    assert abs(float(counts.sum()) - g) < 1e-6
+
+
+@settings(max_examples=6, deadline=None)
+@given(top_k=st.integers(1, 5), top_p=st.sampled_from([1.0, 0.5, 0.1]), seed=st.integers(0, 10_000))
+def test_top_k_top_p_only_sample_allowed_tokens(tok, model, top_k, top_p, seed):
+    prompt = _prompts(tok, ["k"])[0]
+    eng = StaticCacheEngine(model, tok, eos_token_ids=())
+    r = eng.generate([prompt], SamplingParams(num_generations=64, max_completion_length=1, top_k=top_k,
+                                              top_p=top_p, seed=seed))
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt])).logits[0, -1].float()
+    order = torch.argsort(logits, descending=True)
+    probs = torch.softmax(logits, -1)[order]
+    # nucleus: smallest prefix whose mass reaches top_p, then at most top_k of it
+    nucleus = int((probs.cumsum(0) - probs < top_p).sum())
+    allowed = set(order[: min(top_k, nucleus)].tolist())
+    assert {c[0] for c in r.completion_ids} <= allowed
+    assert all(math.isfinite(x[0]) and x[0] <= 0 for x in r.logprobs)
+
+
+def test_peft_model_and_weight_updates_are_followed(tok):
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_model(tok, seed=4)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    prompt = _prompts(tok, ["abc"])
+    eng = StaticCacheEngine(model, tok, eos_token_ids=())
+    params = SamplingParams(num_generations=2, max_completion_length=6, top_k=1, seed=0)
+    before = eng.generate(prompt, params).completion_ids[0]
+    with torch.no_grad():  # an in-place "optimizer step" on the adapter and the head
+        for name, p in model.named_parameters():
+            if "lora_B" in name or "lm_head" in name:
+                p.add_(torch.randn_like(p) * 0.5)
+    eng.update_weights(model)
+    after = eng.generate(prompt, params).completion_ids[0]
+    assert after == _greedy_ref(model, prompt[0], 6)
+    assert after != before
+    assert model.training  # the engine restores train/eval mode
+
+
+@pytest.mark.parametrize("kwargs", [{"check_eos_every": 0}, {"prompt_bucket": 0}, {"max_cached_shapes": 0}])
+def test_invalid_arguments(tok, model, kwargs):
+    with pytest.raises(InvalidArgument, match=next(iter(kwargs))):
+        StaticCacheEngine(model, tok, **kwargs)
+
+
+def test_refuses_sliding_window_and_empty_prompts(tok, model):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, use_sliding_window=True, sliding_window=8,
+                      max_window_layers=0)
+    with pytest.raises(InvalidArgument, match="sliding"):
+        StaticCacheEngine(Qwen2ForCausalLM(cfg), tok)
+    eng = StaticCacheEngine(model, tok)
+    with pytest.raises(InvalidArgument, match="prompt_ids"):
+        eng.generate([[]], SamplingParams(num_generations=2, max_completion_length=2))
+
+
+def test_hostile_token_ids_are_decoded_without_error(tok, model):
+    """Rows hitting max length, prompt longer than one bucket, a one-token budget."""
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), prompt_bucket=4)
+    prompt = list(range(3, 3 + 13))
+    r = eng.generate([prompt], SamplingParams(num_generations=2, max_completion_length=1, seed=0))
+    assert [len(c) for c in r.completion_ids] == [1, 1] and r.truncated == [True, True]
+    assert isinstance(r.texts[0], str) and r.stats["tokens"] == 2
+
+
+@pytest.mark.gpu
+def test_cuda_graph_matches_eager_on_gpu(tok):
+    model = tiny_model(tok, seed=5, hidden=64, layers=2).cuda().eval()
+    prompts = _prompts(tok, ["abc de", "x"])
+    params = SamplingParams(num_generations=4, max_completion_length=24, temperature=0.9, top_p=0.9, seed=3)
+    graphed = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=True).generate(prompts, params)
+    eager = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False).generate(prompts, params)
+    assert graphed.stats["cuda_graph"] and not eager.stats["cuda_graph"]
+    assert graphed.completion_ids == eager.completion_ids
+    greedy = StaticCacheEngine(model, tok, eos_token_ids=()).generate(
+        prompts, SamplingParams(num_generations=2, max_completion_length=16, top_k=1, seed=0))
+    for i, p in enumerate(prompts):
+        ref = model.generate(torch.tensor([p], device="cuda"), max_new_tokens=16, min_new_tokens=16,
+                             do_sample=False, eos_token_id=None, pad_token_id=0)[0, len(p):].tolist()
+        assert greedy.completion_ids[2 * i] == ref
