@@ -57,6 +57,7 @@ def main() -> None:
     rows["rewardkit pool, `score_batch(workers=2, timeout=5)`"] = _best(
         lambda: scorer.score_batch(texts, workers=WORKERS, timeout=5)
     )
+    rows["in-process 2-part `Rubric.score_batch`"] = _best(lambda: rubric.score_batch(texts))
     rows["rewardkit pool, 2-part Rubric (2 items per completion)"] = _best(
         lambda: rubric.score_batch(texts, workers=WORKERS, timeout=5)
     )

@@ -262,3 +262,31 @@ def test_scores_are_scores():
     result = _rubric().score("42", answer="42")
     assert all(isinstance(s, Score) for s in result.parts.values())
     assert result.as_dict()["total"] == result.total
+
+
+# --- factories -----------------------------------------------------------------------------
+_TIDY_RIGHT = "<reasoning>\n2+2=4\n</reasoning>\n<answer>\n4\n</answer>\n"
+
+
+def test_math_rubric_correctness_outweighs_format():
+    from rewardkit.rubrics import math_rubric
+
+    rubric = math_rubric()
+    assert rubric.part_names == ("correct", "format") and rubric.weights == {"correct": 1.0, "format": 0.2}
+    right = rubric.score(_TIDY_RIGHT, answer="4")
+    tidy_wrong = rubric.score(_TIDY_RIGHT.replace("4\n</answer>", "5\n</answer>"), answer="4")
+    untidy_right = rubric.score("so it is \\boxed{4}", answer="4")
+    assert right.total == pytest.approx(1.2)
+    assert untidy_right.total >= 1.0 > tidy_wrong.total
+    assert math_rubric(format_weight=0).score(_TIDY_RIGHT, answer="4").total == 1.0
+
+
+def test_gsm8k_classic_reproduces_the_notebook_scores():
+    from rewardkit.rubrics import gsm8k_classic
+
+    rubric = gsm8k_classic()
+    assert rubric.part_names == ("xmlcount", "soft_format", "strict_format", "int", "correctness")
+    assert set(rubric.weights.values()) == {1.0}
+    result = rubric.score(_TIDY_RIGHT, answer="4")
+    # soft_format is 0 on a multi-line completion: the classic regex has no DOTALL
+    assert result.values == {"xmlcount": 0.5, "soft_format": 0.0, "strict_format": 0.5, "int": 0.5, "correctness": 2.0}
