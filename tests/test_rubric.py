@@ -290,3 +290,34 @@ def test_gsm8k_classic_reproduces_the_notebook_scores():
     result = rubric.score(_TIDY_RIGHT, answer="4")
     # soft_format is 0 on a multi-line completion: the classic regex has no DOTALL
     assert result.values == {"xmlcount": 0.5, "soft_format": 0.0, "strict_format": 0.5, "int": 0.5, "correctness": 2.0}
+
+
+# --- hostile input ------------------------------------------------------------------------
+def _picky(prompts, completions, **kwargs):
+    # a sloppy user function: breaks on chat messages and on some strings
+    return [1.0 / (len(c) % 3) for c in completions]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.none(),
+        st.binary(max_size=50),
+        st.lists(st.dictionaries(st.sampled_from(["role", "content", "x"]), st.text(max_size=20)), max_size=3),
+        st.integers(),
+    )
+)
+def test_hostile_completions_never_raise(completion):
+    rubric = Rubric({"picky": (_picky, 1.0), "length": (Length(), 1.0), "digit": (plain_digit, 0.5)})
+    result = rubric.score(completion)
+    assert result.total is None or math.isfinite(result.total)
+    assert set(result.parts) == {"picky", "length", "digit"}
+    assert rubric(completions=[completion, completion]) == [result.total] * 2
+
+
+def test_megabyte_completion_and_missing_columns():
+    rubric = _rubric()
+    result = rubric.score("9" * (1 << 20))  # no answer column: the TRL part errors, others score
+    assert result.parts["answer"].status is Status.ERROR
+    assert result.parts["length"].value == 1.0 and result.total == pytest.approx(1.5)

@@ -69,7 +69,7 @@ class Random(Verifier):
 
 class Slow(Scorer):
     def _score(self, text, **columns):
-        if len(text) > 100_000:
+        if len(text) > 500_000:
             time.sleep(0.3)
         return 0.0
 
@@ -180,3 +180,14 @@ def test_math_strategies_are_reexported():
     for name in math_mod.__all__:
         assert getattr(kit, name) is getattr(math_mod, name)
         assert name in dir(kit)
+
+
+def test_builtin_components_keep_the_contract():
+    # the kit is only useful if rewardkit's own components pass it
+    from rewardkit.scorers import Format, XMLCount
+    from rewardkit.verifiers import MathEquivalence
+
+    texts = ["<reasoning>\nok\n</reasoning>\n<answer>\n42\n</answer>", "The answer is 42.", "\\boxed{41}"]
+    check_component(MathEquivalence(), texts, columns={"answer": "42"}, max_seconds=10)
+    check_component(Format(), texts, max_seconds=10)
+    check_component(XMLCount(), texts, max_seconds=10)
