@@ -11,7 +11,6 @@ execution.
 
 from __future__ import annotations
 
-import base64
 import collections
 import ctypes
 import json
@@ -28,7 +27,8 @@ from typing import Any, Mapping, Sequence
 from ..errors import invalid
 from ._backend import NOBODY, PATH, Backend, detect
 from ._cgroup import Cgroup
-from ._result import ExecStatus, ExecutionResult
+from ._result import ExecutionResult
+from ._task import failed, make_task, to_result
 
 START_TIMEOUT = 30.0  # a cold start on a loaded 2-core machine can take seconds
 GRACE = 2.0  # host deadline = task timeout + this (the worker kills first, then sweeps)
@@ -77,131 +77,6 @@ def reap_orphans(exclude: set[int] = frozenset()) -> int:
         except (OSError, KeyError, ValueError):
             continue
     return count
-
-
-# ------------------------------------------------------------------------ tasks
-_DEFAULT_ENV = {"PATH": PATH, "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONHASHSEED": "0"}
-
-
-def make_task(
-    code: str,
-    *,
-    stdin: str | bytes | None = None,
-    files: Mapping[str, str | bytes] | None = None,
-    timeout: float = 10.0,
-    memory_mb: int = 1024,
-    max_output: int = 1 << 20,
-    max_file_mb: int = 64,
-    max_open_files: int = 256,
-    max_procs: int = 64,
-    env: Mapping[str, str] | None = None,
-    channel: bool = False,
-    secret: str | None = None,
-) -> dict[str, Any]:
-    """Validate one execution request and encode it for the worker.
-
-    ``channel``: give the program a write-only file descriptor 3 whose contents come
-    back as ``ExecutionResult.channel``. ``secret``: a string the program can read once
-    from file descriptor 4; it never appears in the source, a file or the environment.
-    With either, the source is not written into the work dir.
-    """
-    if not isinstance(code, str):
-        raise invalid("code", type(code).__name__, "must be a str")
-    if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
-        raise invalid("timeout", timeout, "must be a number of seconds in (0, 3600]")
-    for field_name, value, low in (
-        ("memory_mb", memory_mb, 32), ("max_output", max_output, 1), ("max_file_mb", max_file_mb, 1),
-        ("max_open_files", max_open_files, 16), ("max_procs", max_procs, 1),
-    ):  # fmt: skip
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise invalid(field_name, value, f"must be an int >= {low}")
-    enc: dict[str, str] = {}
-    for name, data in (files or {}).items():
-        parts = str(name).replace("\\", "/").split("/")
-        if not isinstance(name, str) or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise invalid("files", name, "must map relative paths without '..' to contents")
-        enc[name] = _b64(data)
-    extra = dict(env or {})
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
-        raise invalid("env", env, "must map str to str")
-    return {
-        "code": code,
-        "stdin": None if stdin is None else _b64(stdin),
-        "files": enc,
-        "timeout": float(timeout),
-        "memory_mb": memory_mb,
-        "max_output": max_output,
-        "max_file_mb": max_file_mb,
-        "max_open_files": max_open_files,
-        "max_procs": max_procs,
-        "env": {**_DEFAULT_ENV, **extra},
-        "channel": bool(channel or secret is not None),
-        "secret": None if secret is None else str(secret),
-    }
-
-
-def _b64(data: str | bytes) -> str:
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _unb64(data: Any) -> bytes:
-    try:
-        return base64.b64decode(data or b"", validate=True)
-    except (ValueError, TypeError):
-        return b""
-
-
-def to_result(reply: Mapping[str, Any], task: Mapping[str, Any], backend: str, oom: bool) -> ExecutionResult:
-    """Turn a worker's (untrusted, JSON) reply into an :class:`ExecutionResult`."""
-    cap = task["max_output"]
-    out, err = _unb64(reply.get("stdout"))[:cap], _unb64(reply.get("stderr"))[:cap]
-    truncated = any(int(reply.get(k) or 0) > cap for k in ("stdout_bytes", "stderr_bytes"))
-    code = reply.get("exit_code") if isinstance(reply.get("exit_code"), int) else None
-    sig = reply.get("signal") if isinstance(reply.get("signal"), int) else None
-    status, reason = reply.get("status"), ""
-    if status == "timeout":
-        reason = f"killed after {task['timeout']:g}s"
-    elif status == "output_limit":
-        reason, truncated = f"output passed {cap} bytes", True
-    elif status == "error":
-        reason = str(reply.get("anomaly") or "sandbox error")[:200]
-    elif sig is not None:
-        if oom:
-            status, reason = "memory", "killed by the cgroup's OOM killer"
-        else:
-            status = "killed"
-            reason = {signal.SIGXFSZ: "file size limit", signal.SIGKILL: "SIGKILL (CPU limit or kill)"}.get(
-                sig, f"signal {sig}"
-            )
-    elif code == 0:
-        status = "ok"
-    elif b"MemoryError" in err[-4096:]:
-        status, reason = "memory", "MemoryError"
-    else:
-        status, reason = "error", f"exit code {code}"
-    try:
-        status = ExecStatus(status)
-    except ValueError:
-        status, reason = ExecStatus.ERROR, "malformed reply"
-    channel = _unb64(reply.get("channel")) if task.get("channel") else None
-    elapsed = reply.get("elapsed")
-    return ExecutionResult(
-        status=status,
-        stdout=out.decode("utf-8", "replace"),
-        stderr=err.decode("utf-8", "replace"),
-        exit_code=code,
-        signal=sig,
-        elapsed=float(elapsed) if isinstance(elapsed, (int, float)) else 0.0,
-        backend=backend,
-        truncated=truncated,
-        reason=reason,
-        channel=channel,
-    )
-
-
-def failed(status: str, reason: str, backend: str, elapsed: float = 0.0) -> ExecutionResult:
-    return ExecutionResult(status=ExecStatus(status), reason=reason, backend=backend, elapsed=elapsed)
 
 
 # ------------------------------------------------------------------------ one worker
@@ -308,7 +183,7 @@ class _Worker:
 class Pool:
     """Sandboxed workers, each forking a fresh child per task.
 
-    ``workers``: how many sandboxes run at once (default: the CPU count, at least 2).
+    ``workers``: how many sandboxes run at once (default: twice the CPU count, at most 32).
     ``isolation``: "pool" reuses a worker for up to ``max_tasks`` tasks, sweeping every
     process and file between tasks; "per_run" starts a fresh sandbox per execution.
     ``memory_mb`` sizes each worker's cgroup (tasks get their own ``memory_mb`` rlimit).
@@ -329,8 +204,8 @@ class Pool:
         python: str | None = None,
         _skip_detect: bool = False,
     ) -> None:
-        if workers is None:
-            workers = max(2, os.cpu_count() or 2)
+        if workers is None:  # two per core: one runs while the other hands a result back
+            workers = min(32, 2 * (os.cpu_count() or 1))
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 256:
             raise invalid("workers", workers, "must be an int in [1, 256]")
         if isolation not in ("pool", "per_run"):

@@ -20,6 +20,7 @@ starts a fresh one.
 
 import base64
 import fcntl
+import gc
 import json
 import os
 import resource
@@ -194,6 +195,7 @@ class Worker:
         err_r, err_w = os.pipe()
         chan_r, chan_w = os.pipe() if req.get("channel") else (None, None)
         start = time.monotonic()
+        gc.freeze()  # the child's collections then leave the worker's objects (and pages) alone
         pid = os.fork()
         if pid == 0:
             _child(req, workdir, [stdin_fd, out_w, err_w, chan_w, secret_fd], self.pid1)

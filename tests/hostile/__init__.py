@@ -1,0 +1,1 @@
+"""Hostile-input tests (a package so their module names cannot clash with tests/ files)."""
