@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .compare import Options, compare_trees, fast_scalar
-from .normalize import clean, prepare
+from .normalize import _LHS, clean, prepare
 
 __all__ = ["fast_verdict", "full_verdict", "Verdict"]
 
@@ -29,6 +29,11 @@ def _is_equation(text: str) -> bool:
 def _trees(gold: str, pred: str, opts: Options) -> tuple[Any, Any]:
     g_clean, p_clean = clean(gold, units=opts.units), clean(pred, units=opts.units)
     g_eq, p_eq = _is_equation(g_clean), _is_equation(p_clean)
+    g_lhs, p_lhs = _LHS.match(g_clean), _LHS.match(p_clean)
+    if g_lhs and p_lhs and g_lhs.group(0).replace(" ", "") == p_lhs.group(0).replace(" ", ""):
+        # "x = 1/2" against "x = 50%": the same variable named on both sides, compare values
+        if not _is_equation(g_clean[g_lhs.end():]) and not _is_equation(p_clean[p_lhs.end():]):
+            g_eq = p_eq = False
     gt = prepare(gold, units=opts.units, other_is_eq=p_eq)
     pt = prepare(pred, units=opts.units, other_is_eq=g_eq)
     return gt, pt

@@ -54,6 +54,8 @@ _DROP = re.compile(
 )
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![A-Za-z])|\\degree(?![A-Za-z])|\^\{\}")
 _FRACS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
+_BARE_SQRT = re.compile(r"\\sqrt\s*(\d|[A-Za-z](?![A-Za-z]))")
+_BARE_FRAC = re.compile(r"\\frac\s*(\d)\s*(\d)")
 _LHS = re.compile(r"^\s*(?:[A-Za-z](?:_\{?[A-Za-z0-9]{1,8}\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*=(?!=)")
 _IN = re.compile(r"^\s*[A-Za-z]\s*\\in(?![A-Za-z])")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -148,6 +150,8 @@ def clean(s: str, *, units: bool = False) -> str:
     s = _DROP.sub(" ", s)
     s = _DEGREE.sub("", s)
     s = _FRACS.sub(r"\\frac", s)
+    s = _BARE_SQRT.sub(r"\\sqrt{\1}", s)
+    s = _BARE_FRAC.sub(r"\\frac{\1}{\2}", s)
     s = s.replace("\\%", "%").replace("\\neq", "\\ne ").replace("\\leq", "\\le ").replace("\\geq", "\\ge ")
     s = " ".join(s.split())
     s = s.strip().rstrip(".").strip()
@@ -156,6 +160,13 @@ def clean(s: str, *, units: bool = False) -> str:
         s = s.strip()
     if units:
         s = _strip_units(s)
+    for _ in range(3):  # "(5)", "{50\\%}": one redundant outer pair
+        if len(s) > 2 and s[0] + s[-1] in ("()", "{}") and _wraps(s, 1):
+            inner = split_top(s[1:-1])
+            if inner is not None and len(inner) == 1:
+                s = inner[0].strip()
+                continue
+        break
     return s
 
 

@@ -1,0 +1,79 @@
+"""Hostile answers: huge numbers, deep nesting, code injection, giant strings, a stuck
+worker. Each must give a verdict in bounded time; none may raise."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rewardkit import Status
+from rewardkit.verifiers import MathEquivalence
+from rewardkit.verifiers.math import math_verdict
+
+HUGE = [
+    "9**9**9", "10^{10^{10}}", "2^{2^{2^{2^{2^{2}}}}}", "100000!", "(2^{64})!", "factorial(factorial(20))",
+    r"\binom{10^9}{5 \cdot 10^8}", "(x+1)^{100000}", "1e999999", "10^{999999}", "(1/2)^{10^{10}}",
+]
+NESTED = ["(" * 500 + "1" + ")" * 500, r"\frac{" * 200 + "1" + "}{2}" * 200, r"\sqrt{" * 100 + "2" + "}" * 100,
+          "{" * 900, r"\boxed{" * 300 + "1" + "}" * 300, "-" * 900 + "1"]
+INJECTION = ["__import__('os').system('touch /tmp/rk_pwned')", "().__class__.__bases__", "x.evalf()",
+             "lambda: 1", "exec('1')", "open('/etc/passwd')", "eval", "[1]*10**9"]
+
+
+@pytest.mark.parametrize("text", HUGE + NESTED + INJECTION)
+@pytest.mark.parametrize("side", ["gold", "prediction"])
+def test_bounded_and_never_raises(text, side):
+    gold, pred = (text, "5") if side == "gold" else ("5", text)
+    start = time.monotonic()
+    status, reason = math_verdict(gold, pred, timeout=3.0)
+    assert time.monotonic() - start < 3.0 + 8.0  # deadline + a replacement worker's start
+    assert status in {"wrong", "unparseable", "error", "timeout"}, (status, reason)
+
+
+def test_huge_numbers_are_refused_before_evaluating():
+    status, reason = math_verdict("5", "10^{10^{10}}")
+    assert status == "unparseable" and "too large" in reason
+
+
+def test_injection_never_runs(tmp_path):
+    target = tmp_path / "pwned"
+    math_verdict("1", f"__import__('os').system('touch {target}')")
+    math_verdict("1", f"open('{target}', 'w')")
+    assert not target.exists()
+
+
+def test_megabyte_completion_is_quick():
+    v = MathEquivalence()
+    text = "9" * (1 << 20)
+    start = time.monotonic()
+    score = v.score(text, answer="9")
+    assert time.monotonic() - start < 5.0
+    assert score.status in (Status.UNPARSEABLE, Status.WRONG)
+
+
+def test_odd_unicode():
+    for text in ["\x00\x01\x02", "\ud800", "𝟙𝟚", "٤٢", "\u202e42", "⁴²", "½"]:
+        status, _ = math_verdict("42", text)
+        assert status in {"ok", "wrong", "unparseable"}
+
+
+def test_fullwidth_and_vulgar_fraction_digits_still_compare():
+    assert math_verdict("12", "𝟙𝟚")[0] == "ok"
+    assert math_verdict("1/2", "½")[0] == "ok"
+
+
+def test_a_stuck_comparison_times_out_and_the_pool_recovers():
+    # an integral sympy cannot finish quickly: the worker is killed at the deadline
+    slow = r"\int_0^{1} e^{x^{7}} \sin(x^{5}) \cos(x^{3}) dx"
+    start = time.monotonic()
+    status, reason = math_verdict("0.123456789", slow, timeout=0.5)
+    assert status in {"timeout", "wrong", "unparseable"}
+    assert time.monotonic() - start < 0.5 + 8.0
+    assert math_verdict(r"\sqrt{50}", r"5\sqrt{2}")[0] == "ok"  # a fresh worker answers
+
+
+def test_worker_is_killed_at_the_deadline():
+    status, reason = math_verdict(r"\sqrt{7}", r"\sqrt{11} + x - x", timeout=0.001)
+    assert status == "timeout" and "0.001" in reason
+    assert math_verdict(r"\sqrt{7}", r"\sqrt{11}")[0] == "wrong"
