@@ -197,101 +197,124 @@ class _Pool:
 
     def run(self, token: int, payload: bytes | None, items: list, timeout: float | None) -> list[Score]:
         self._ensure()
-        self.load_failed = False
+        run = _Run(self, token, payload, items, timeout)
+        results = run.loop()
+        self.load_failed = run.load_failed
+        return results
+
+    def respawn(self, w: _Worker) -> _Worker:
+        w.kill()
+        fresh = _Worker(self.ctx)
+        self.workers[self.workers.index(w)] = fresh
+        return fresh
+
+
+class _Run:
+    """The bookkeeping of one ``_Pool.run`` call."""
+
+    def __init__(self, pool: _Pool, token: int, payload: bytes | None, items: list, timeout: float | None) -> None:
+        self.pool, self.token, self.payload, self.timeout = pool, token, payload, timeout
         n = len(items)
-        results: list[Score | None] = [None] * n
-        step = max(1, min(64, math.ceil(n / (self.size * 4))))
-        pending = deque([(i, items[i]) for i in range(s, min(n, s + step))] for s in range(0, n, step))
-        busy: dict[Any, _Worker] = {}
-        idle = list(self.workers)
-        left = n
+        self.results: list[Score | None] = [None] * n
+        self.left = n
+        step = max(1, min(64, math.ceil(n / (pool.size * 4))))
+        self.pending = deque([(i, items[i]) for i in range(s, min(n, s + step))] for s in range(0, n, step))
+        self.busy: dict[Any, _Worker] = {}
+        self.idle = list(pool.workers)
+        self.load_failed = False
 
-        def settle(w: _Worker, i: int, score: Score) -> None:
-            nonlocal left
-            w.chunk.pop(i, None)
-            if results[i] is None:  # the first answer stands
-                results[i] = score
-                left -= 1
-
-        def dispatch(w: _Worker, chunk: list) -> None:
-            w.chunk = dict(chunk)
-            try:  # the job travels only to workers that do not hold it yet
-                w.conn.send((token, payload if w.token != token else b"", chunk))
-            except Exception as exc:  # inputs that do not pickle
-                for i, _ in chunk:
-                    settle(w, i, Score.error(reason=f"input not picklable: {type(exc).__name__}"))
-                idle.append(w)
-                return
-            w.sent_at = time.monotonic()
-            busy[w.conn] = w
-
-        def replace(w: _Worker, failed: int | None, score: Score) -> None:
-            """Kill ``w``; ``failed`` gets ``score``; the rest of its chunk is resent."""
-            busy.pop(w.conn, None)
-            w.kill()
-            if failed is not None:
-                settle(w, failed, score)
-            if w.chunk:
-                pending.appendleft(list(w.chunk.items()))
-            fresh = _Worker(self.ctx)
-            self.workers[self.workers.index(w)] = fresh
-            idle.append(fresh)
-
-        def deadline(w: _Worker) -> float:
-            index, start = w.in_flight()
-            if index in w.chunk:
-                return start + timeout if timeout else math.inf
-            # loading the job (-1) or stepping between items: the worker may start an
-            # item and hang without a word, so look at its state again soon
-            soon = time.monotonic() + _STATE_POLL_SECONDS if timeout else math.inf
-            return min(soon, w.sent_at + _LOAD_SECONDS) if index < 0 else soon
-
-        while left:
-            while idle and pending:
-                dispatch(idle.pop(), pending.popleft())
-            if not busy:
+    def loop(self) -> list[Score]:
+        while self.left:
+            while self.idle and self.pending:
+                self.dispatch(self.idle.pop(), self.pending.popleft())
+            if not self.busy:
                 break  # nothing in flight and nothing to send: every item is settled
-            soonest = min(deadline(w) for w in busy.values())
+            soonest = min(self.deadline(w) for w in self.busy.values())
             wait_for = None if soonest == math.inf else max(0.0, soonest - time.monotonic())
-            for conn in wait(list(busy), timeout=wait_for):
-                w = busy[conn]
-                try:
-                    tag, value, done = conn.recv()
-                except (EOFError, OSError):  # the worker died mid-item
-                    index, _ = w.in_flight()
-                    w.process.join(1)
-                    culprit = index if index in w.chunk else next(iter(w.chunk), None)
-                    replace(w, culprit, Score.error(reason=f"worker crashed (exit code {w.process.exitcode})"))
-                    continue
-                if tag == "load_error":
-                    self.load_failed = True
-                    for i in list(w.chunk):
-                        settle(w, i, Score.error(reason=f"worker could not load the job: {value}"))
-                else:
-                    w.token = token
-                    for i, score in value:
-                        settle(w, i, score)
-                if done:
-                    busy.pop(conn)
-                    if w.chunk:  # defensive: a finished chunk left nothing unanswered
-                        pending.appendleft(list(w.chunk.items()))
-                        w.chunk = {}
-                    idle.append(w)
-            now = time.monotonic()
-            for w in list(busy.values()):
-                index, start = w.in_flight()
-                if index in w.chunk and timeout and start + timeout <= now:
-                    late = Score.timeout(reason=f"exceeded the {timeout:g} s timeout", elapsed=now - start)
-                    replace(w, index, late)
-                elif index < 0 and w.sent_at + _LOAD_SECONDS <= now:
-                    failed = Score.error(reason=f"worker did not load the job within {_LOAD_SECONDS:g} s")
-                    for i in list(w.chunk):
-                        settle(w, i, failed)
-                    replace(w, None, failed)
-        for i, r in enumerate(results):
-            if r is None:  # defensive: a bookkeeping slip must not return None for a Score
-                results[i] = Score.error(reason="lost by the pool")
-        return results  # type: ignore[return-value]
+            for conn in wait(list(self.busy), timeout=wait_for):
+                self.receive(self.busy[conn])
+            self.expire(time.monotonic())
+        lost = Score.error(reason="lost by the pool")  # defensive: never return None for a Score
+        return [lost if r is None else r for r in self.results]
+
+    def settle(self, w: _Worker, i: int, score: Score) -> None:
+        w.chunk.pop(i, None)
+        if self.results[i] is None:  # the first answer stands
+            self.results[i] = score
+            self.left -= 1
+
+    def dispatch(self, w: _Worker, chunk: list) -> None:
+        w.chunk = dict(chunk)
+        # the job travels only to workers that do not hold it yet
+        message = (self.token, self.payload if w.token != self.token else b"", chunk)
+        try:
+            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # inputs that do not pickle
+            for i, _ in chunk:
+                self.settle(w, i, Score.error(reason=f"input not picklable: {type(exc).__name__}"))
+            self.idle.append(w)
+            return
+        try:
+            w.conn.send_bytes(data)
+        except OSError:  # the worker died while idle: a fresh one takes the chunk
+            self.pending.appendleft(chunk)
+            self.idle.append(self.pool.respawn(w))
+            return
+        w.sent_at = time.monotonic()
+        self.busy[w.conn] = w
+
+    def replace(self, w: _Worker, failed: int | None, score: Score) -> None:
+        """Kill ``w``; ``failed`` gets ``score``; the rest of its chunk is resent."""
+        self.busy.pop(w.conn, None)
+        if failed is not None:
+            self.settle(w, failed, score)
+        if w.chunk:
+            self.pending.appendleft(list(w.chunk.items()))
+        self.idle.append(self.pool.respawn(w))
+
+    def deadline(self, w: _Worker) -> float:
+        index, start = w.in_flight()
+        if index in w.chunk:
+            return start + self.timeout if self.timeout else math.inf
+        # loading the job (-1) or stepping between items: the worker may start an
+        # item and hang without a word, so look at its state again soon
+        soon = time.monotonic() + _STATE_POLL_SECONDS if self.timeout else math.inf
+        return min(soon, w.sent_at + _LOAD_SECONDS) if index < 0 else soon
+
+    def receive(self, w: _Worker) -> None:
+        try:
+            tag, value, done = w.conn.recv()
+        except (EOFError, OSError):  # the worker died mid-item
+            index, _ = w.in_flight()
+            w.process.join(1)
+            culprit = index if index in w.chunk else next(iter(w.chunk), None)
+            self.replace(w, culprit, Score.error(reason=f"worker crashed (exit code {w.process.exitcode})"))
+            return
+        if tag == "load_error":
+            self.load_failed = True
+            for i in list(w.chunk):
+                self.settle(w, i, Score.error(reason=f"worker could not load the job: {value}"))
+        else:
+            w.token = self.token
+            for i, score in value:
+                self.settle(w, i, score)
+        if done:
+            self.busy.pop(w.conn)
+            for i in list(w.chunk):  # defensive: a finished chunk leaves nothing unanswered
+                self.settle(w, i, Score.error(reason="the worker skipped this item"))
+            self.idle.append(w)
+
+    def expire(self, now: float) -> None:
+        for w in list(self.busy.values()):
+            index, start = w.in_flight()
+            if index in w.chunk and self.timeout and start + self.timeout <= now:
+                late = Score.timeout(reason=f"exceeded the {self.timeout:g} s timeout", elapsed=now - start)
+                self.replace(w, index, late)
+            elif index < 0 and w.sent_at + _LOAD_SECONDS <= now:
+                failed = Score.error(reason=f"worker did not load the job within {_LOAD_SECONDS:g} s")
+                for i in list(w.chunk):
+                    self.settle(w, i, failed)
+                self.replace(w, None, failed)
 
 
 _POOLS: dict[tuple[int, str], list[_Pool]] = {}

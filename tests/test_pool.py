@@ -209,3 +209,15 @@ def test_job_a_fresh_process_cannot_load_falls_back_to_fork(tmp_path):
     script.write_text(_GUARDED_SCRIPT)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[0.5, 0.5, 0.5]", out.stderr[-2000:]
+
+
+def test_a_worker_killed_between_calls_is_replaced():
+    import signal
+
+    pids = {s.details["pid"] for s in Behave().score_batch(["a", "b", "c", "d"], workers=2, timeout=30)}
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    scores = Behave().score_batch(["a", "bb", "ccc", "dddd"], workers=2, timeout=30)
+    assert [s.status for s in scores] == [Status.OK] * 4
+    assert not pids & {s.details["pid"] for s in scores}
