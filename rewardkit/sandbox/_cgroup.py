@@ -71,8 +71,9 @@ _created: "set[Cgroup]" = set()
 @atexit.register
 def _remove_all() -> None:
     for cg in list(_created):
-        cg.kill()
-        cg.remove()
+        if cg.owner == os.getpid():  # a forked child must not tear down its parent's sandboxes
+            cg.kill()
+            cg.remove()
 
 
 class Cgroup:
@@ -81,6 +82,7 @@ class Cgroup:
     def __init__(self, version: str, dirs: list[str]) -> None:
         self.version = version
         self.dirs = dirs
+        self.owner = os.getpid()
 
     @classmethod
     def create(cls, memory_bytes: int, max_pids: int) -> "Cgroup | None":

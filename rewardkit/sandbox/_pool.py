@@ -247,11 +247,7 @@ class Pool:
         tasks = list(tasks)
         if not tasks:
             return []
-        slots = self._checkout(len(tasks))
-        try:
-            return _Batch(self, tasks, slots).run()
-        finally:
-            pass
+        return _Batch(self, tasks, self._checkout(len(tasks))).run()
 
     def close(self) -> None:
         with self._cond:
@@ -259,6 +255,8 @@ class Pool:
             idle, self._idle = self._idle, []
             self._live -= len(idle)
             self._cond.notify_all()
+            if self._pid != os.getpid():  # forked: those are the parent's sandboxes
+                return
         for w in idle:
             w.kill()
         reap_orphans()
