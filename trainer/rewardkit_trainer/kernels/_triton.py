@@ -58,21 +58,22 @@ def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def plan_blocks(n: int, v: int, h: int, elem: int, need_w: bool = True) -> tuple[int, int]:
     """Rows per forward block and vocabulary columns per backward block.
 
-    Budget: 4% of the gradient buffers (env ``REWARDKIT_LOGPROB_BLOCK_MB`` overrides). The
-    forward may also use the space grad_weight will take, since that buffer only exists in the
-    backward. Never fewer than 256 rows/columns (64 under the override): below that,
-    re-reading the other operand costs more than the matmul.
+    Budget: 4% of the gradient buffers, at least 32 MiB (env ``REWARDKIT_LOGPROB_BLOCK_MB``
+    overrides). The forward may also use the space grad_weight will take, since that buffer
+    only exists in the backward. Never fewer than 256 rows/columns (64 under the override):
+    below that, re-reading the other operand costs more than the matmul. Columns come in
+    multiples of 256, the widest matmul tile, so no tile is partly wasted.
     """
     env = os.environ.get("REWARDKIT_LOGPROB_BLOCK_MB")
     grads = (n + (v if need_w else 0)) * h * elem
-    budget_b = int(float(env) * 2**20) if env else int(0.04 * grads)
+    budget_b = int(float(env) * 2**20) if env else max(32 << 20, int(0.04 * grads))
     budget_f = budget_b if env else budget_b + (v * h * elem if need_w else 0)
     rows = budget_f // (v * (4 + elem) + 4 * h)
     # half precision: the fused kernel writes only d logits; float32 goes through cuBLAS logits
     cols = budget_b // (n * (elem if elem == 2 else 8))
     low = 64 if env else _MIN_ROWS
     rows = min(n, max(low, rows // 64 * 64))
-    cols = min(v, max(low, cols // 64 * 64))
+    cols = min(v, max(low, cols // low * low))
     return rows, cols
 
 
