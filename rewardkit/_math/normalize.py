@@ -35,7 +35,7 @@ _UNICODE = str.maketrans(
         "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "*", "\u22c5": "*",
         "\u00b7": "*", "\u00f7": "/", "\u2044": "/", "\u2215": "/", "\u03c0": "\\pi ",
         "\u221e": "\\infty ", "\u221a": "\\sqrt", "\u2264": "\\le ", "\u2265": "\\ge ",
-        "\u2260": "\\ne ", "\u00b1": "\\pm ", "\u222a": "\\cup ", "\u00b0": "",
+        "\u2260": "\\ne ", "\u00b1": "\\pm ", "\u222a": "\\cup ", "\u00b0": "^\\circ ",
         "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u20ac": "", "\u00a3": "",
         "\u00a5": "", "\u2032": "'",
     }
@@ -53,6 +53,8 @@ _DROP = re.compile(
     r"\\\$|\$|\\\(|\\\)|\\\[|\\\]|\{,\}|\\(?:mathstrut|strut|nonumber)(?![A-Za-z])"
 )
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![A-Za-z])|\\degree(?![A-Za-z])|\^\{\}")
+_TRIG = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot)(?![A-Za-z])")
+_DEGREE_NUM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![A-Za-z]))")
 _FRACS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _BARE_SQRT = re.compile(r"\\sqrt\s*(\d|[A-Za-z](?![A-Za-z]))")
 _BARE_FRAC = re.compile(r"\\frac\s*(\d)\s*(\d)")
@@ -148,6 +150,8 @@ def clean(s: str, *, units: bool = False) -> str:
     s = _last_boxed(s)
     s = _strip_macro_braces(s, _UNWRAP)
     s = _DROP.sub(" ", s)
+    if _TRIG.search(s):  # sin 60° is sin(60 pi/180); a bare 60° answers 60
+        s = _DEGREE_NUM.sub(r"(\\frac{\1\\pi}{180})", s)
     s = _DEGREE.sub("", s)
     s = _FRACS.sub(r"\\frac", s)
     s = _BARE_SQRT.sub(r"\\sqrt{\1}", s)
@@ -231,14 +235,11 @@ def _scalar(s: str, other_is_eq: bool) -> Any:
     for pat in (_THOUSANDS, _SPACED):
         if pat.fullmatch(s):
             s = s.replace(",", "").replace(" ", "")
-    if "\\pm" in s and s.count("\\pm") == 1:
-        a, b = s.split("\\pm")
-        a = a.strip()
-        if not a or a.endswith("="):
-            items = [f"{a}{b}", f"{a}-({b})"]
-        else:
-            items = [f"{a}+({b})", f"{a}-({b})"]
-        return ("set", [("expr", t.strip(), percent) for t in items])
+    if s.count("\\pm") + s.count("\\mp") == 1:
+        # "a \\pm b" is the two answers "a + b" and "a - b"; ± binds like + and -
+        plus = s.replace("\\pm", "+").replace("\\mp", "-")
+        minus = s.replace("\\pm", "-").replace("\\mp", "+")
+        return ("set", [("expr", plus.strip(), percent), ("expr", minus.strip(), percent)])
     return ("expr", s, percent)
 
 

@@ -62,7 +62,8 @@ _GLOBALS.update({"__builtins__": {}, "pi": sp.pi, "E": sp.E, "I": sp.I, "oo": sp
 # the operator classes parse_expr(evaluate=False) emits calls to
 _GLOBALS.update({n: getattr(sp, n) for n in "Add Mul Pow Eq Ne Lt Le Gt Ge Not And Or".split()})
 _BIG_LITERAL = re.compile(r"[eE][+-]?\d{4,}|\d{401,}")
-_E, _I = sp.Symbol("e"), sp.Symbol("i")
+# the ANTLR parser leaves these as plain symbols
+_CONSTANTS = {sp.Symbol("e"): sp.E, sp.Symbol("i"): sp.I, sp.Symbol("pi"): sp.pi, sp.Symbol("infty"): sp.oo}
 
 
 class Unparseable(ValueError):
@@ -133,7 +134,7 @@ def parse(text: str) -> Any:
         tree = _parse_latex(text)  # plain text that is LaTeX-ish: "2^10", "3!"
     if not isinstance(tree, sp.Basic):
         raise Unparseable("not an expression")
-    return tree.xreplace({_E: sp.E, _I: sp.I})
+    return tree.xreplace(_CONSTANTS)
 
 
 def _digits(base: Any, exp: Any) -> float:
