@@ -181,7 +181,8 @@ class _PartReward:
         part = self.rubric._by_name[self.__name__]
         prompts_list = list(prompts) if prompts is not None else [None] * n
         extras = {k: kwargs[k] for k in _TRL_EXTRAS if k in kwargs}
-        scores = part.score_many(completions, prompts_list, row_columns(n, kwargs), extras)
+        rows = row_columns(n, {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS})
+        (scores,) = self.rubric._per_part([part], completions, prompts_list, rows, extras, None, None)
         return [s.value for s in scores]
 
     def __repr__(self) -> str:
@@ -191,8 +192,24 @@ class _PartReward:
 class Rubric:
     """Weighted parts -> one reward. See the module docstring for the rules."""
 
-    def __init__(self, parts: Mapping[str, Any] | Iterable[Any], *, name: str = "rubric") -> None:
+    def __init__(
+        self,
+        parts: Mapping[str, Any] | Iterable[Any],
+        *,
+        name: str = "rubric",
+        workers: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """``workers``/``timeout`` are defaults for every scoring call, including TRL's
+        (``rubric(...)`` and ``reward_funcs()``), so training gets hard timeouts too."""
         self.name = _check_name("name", name)
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise invalid("workers", workers, "must be a positive int or None")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf
+        ):
+            raise invalid("timeout", timeout, "must be a positive finite number of seconds or None")
+        self.workers, self.timeout = workers, timeout
         built = self._build(parts)
         if not built:
             raise invalid("parts", parts, "must hold at least one part")
@@ -246,10 +263,11 @@ class Rubric:
         return f"Rubric({inner}, name={self.name!r})"
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "parts": self.parts}
+        return {"name": self.name, "parts": self.parts, "workers": self.workers, "timeout": self.timeout}
 
     def __setstate__(self, state: dict) -> None:
         self.name, self.parts = state["name"], state["parts"]
+        self.workers, self.timeout = state.get("workers"), state.get("timeout")
         self._by_name = {p.name: p for p in self.parts}
 
     # scoring ------------------------------------------------------------------------
@@ -272,7 +290,8 @@ class Rubric:
 
         ``columns`` are per-row lists. ``workers`` > 0 runs every (completion, part) in the
         process pool with a hard per-item ``timeout``; a ``timeout`` without ``workers``
-        uses one worker (a hard timeout needs a process). ``progress``: True prints a
+        uses one worker (a hard timeout needs a process). None means the rubric's own
+        default (from its constructor). ``progress``: True prints a
         counter to stderr; a callable gets ``(done, total)``.
         """
         completions = list(completions)
@@ -282,33 +301,50 @@ class Rubric:
             raise invalid("prompts", f"<{len(prompts_list)} prompts>", f"must match the {n} completions")
         extras = {k: columns[k] for k in _TRL_EXTRAS if k in columns}
         rows = row_columns(n, {k: v for k, v in columns.items() if k not in _TRL_EXTRAS})
-        report = _progress(progress, n)
-        if timeout is not None and not workers:
-            workers = 1
-        if workers:
-            from ._pool import run_in_pool
-
-            ids = extras.get("completion_ids")
-            items = [
-                (j, completions[i], prompts_list[i], rows[i], {"completion_ids": [ids[i]]} if ids else {})
-                for i in range(n)
-                for j in range(len(self.parts))
-            ]
-            flat = run_in_pool(_PartJob(self.parts), items, workers=workers, timeout=timeout)
-            k = len(self.parts)
-            per_part = [[flat[i * k + j] for i in range(n)] for j in range(k)]
-            report(n)
-        else:
-            per_part = []
-            for part in self.parts:
-                per_part.append(part.score_many(completions, prompts_list, rows, extras))
-                report(n * len(per_part) // len(self.parts))
+        per_part = self._per_part(
+            self.parts, completions, prompts_list, rows, extras, workers, timeout, _progress(progress, n)
+        )
         weights = self.weights
         results = []
         for i in range(n):
             scores = {p.name: per_part[j][i] for j, p in enumerate(self.parts)}
             results.append(RubricResult(_total(scores, weights), scores, weights))
         return results
+
+    def _per_part(
+        self,
+        parts: Sequence[Part],
+        completions: list,
+        prompts: list,
+        rows: list[dict],
+        extras: Mapping[str, Any],
+        workers: int | None,
+        timeout: float | None,
+        report: Callable[[int], None] = lambda done: None,
+    ) -> list[list[Score]]:
+        """For each of ``parts``, its Scores in input order; in the pool when asked."""
+        workers = self.workers if workers is None else workers
+        timeout = self.timeout if timeout is None else timeout
+        n, k = len(completions), len(parts)
+        if timeout is not None and not workers:
+            workers = 1  # a hard timeout needs a process
+        if not workers:
+            out = []
+            for part in parts:
+                out.append(part.score_many(completions, prompts, rows, extras))
+                report(n * len(out) // k)
+            return out
+        from ._pool import run_in_pool
+
+        ids = extras.get("completion_ids")
+        items = [
+            (j, completions[i], prompts[i], rows[i], {"completion_ids": [ids[i]]} if ids else {})
+            for i in range(n)
+            for j in range(k)
+        ]
+        flat = run_in_pool(_PartJob(parts), items, workers=workers, timeout=timeout)
+        report(n)
+        return [[flat[i * k + j] for i in range(n)] for j in range(k)]
 
     # TRL contract -------------------------------------------------------------------
     def __call__(

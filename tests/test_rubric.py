@@ -224,6 +224,15 @@ def test_timeout_without_workers_uses_a_process():
     assert rubric.score_batch(["sleep"], timeout=0.5)[0].parts["sleepy"].status is Status.TIMEOUT
 
 
+def test_constructor_defaults_give_trl_calls_a_hard_timeout():
+    rubric = Rubric({"sleepy": (Sleepy(), 1.0), "length": (Length(), 0.5)}, workers=2, timeout=0.5)
+    assert rubric(prompts=["p", "p"], completions=["sleep", "fine"]) == [pytest.approx(0.25), pytest.approx(1.2)]
+    funcs, _ = rubric.reward_funcs()
+    assert funcs[0](completions=["sleep", "fine"]) == [0.0, 1.0]
+    clone = pickle.loads(pickle.dumps(rubric))
+    assert (clone.workers, clone.timeout) == (2, 0.5)
+
+
 def test_pool_with_unpicklable_parts_falls_back_to_fork():
     rubric = Rubric({"lam": (lambda text: len(text), 1.0)})
     assert [r.total for r in rubric.score_batch(["ab", "abc"], workers=2, timeout=10)] == [2.0, 3.0]
@@ -247,6 +256,10 @@ def test_pool_with_unpicklable_parts_falls_back_to_fork():
         (lambda: Rubric({"": Const(1)}), "name='' must be a non-empty string"),
         (lambda: Rubric({"a": Const(1)}, name=""), "name=''"),
         (lambda: Part(3, Const(1)), "name=3"),
+        (lambda: Rubric({"a": Const(1)}, workers=0), "workers=0 must be a positive int or None"),
+        (lambda: Rubric({"a": Const(1)}, workers=2.0), "workers=2.0"),
+        (lambda: Rubric({"a": Const(1)}, timeout=-1), "timeout=-1 must be a positive finite number"),
+        (lambda: Rubric({"a": Const(1)}, timeout=float("inf")), "timeout=inf"),
         (lambda: _rubric().score_batch(["a"], prompts=["p", "q"]), "prompts="),
         (lambda: _rubric().score_batch(["a"], workers=-1), "workers=-1"),
         (lambda: _rubric().score_batch(["a"], workers=1, timeout=0), "timeout=0"),
