@@ -26,8 +26,10 @@ What it protects against (each property has a test in ``tests/hostile/``):
 
 What it does NOT protect against:
 
-- Kernel exploits. Namespaces and rlimits share the host kernel; there is no seccomp
-  filter and no VM. For adversarial code at scale, run the whole trainer in a VM too.
+- Kernel exploits. Namespaces and rlimits share the host kernel. A seccomp blocklist
+  (x86-64) refuses the riskiest syscalls (io_uring, bpf, userfaultfd, keyrings, perf
+  events, ptrace, mount, modules) and foreign syscall ABIs, but it is not an allow-list
+  and there is no VM. For adversarial code at scale, run the whole trainer in a VM too.
 - CPU starvation: the sandbox competes for the host's cores for up to its timeout.
 - Side channels (timing, cache) and reading the read-only files it is given (/usr).
 - With ``allow_unsafe=True`` (no isolating backend), only the "always" layers apply:

@@ -46,11 +46,12 @@ class Backend:
     def isolating(self) -> bool:
         return self.name != "unsafe"
 
-    def command(self, tmp_mb: int) -> tuple[list[str], str | None]:
+    def command(self, tmp_mb: int, seccomp_fd: int | None = None) -> tuple[list[str], str | None]:
         """(argv, host temp dir to delete afterwards or None)."""
         zygote = [self.python, "-I", "-S", "-c", ZYGOTE_SOURCE]
         if self.name == "bwrap":
-            return _bwrap_argv(self, tmp_mb) + zygote + ["/tmp"], None
+            seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+            return _bwrap_argv(self, tmp_mb) + seccomp + zygote + ["/tmp"], None
         if self.name == "nsjail":
             return _nsjail_argv(self, tmp_mb) + zygote + ["/tmp"], None
         base = tempfile.mkdtemp(prefix="rk-sandbox-")

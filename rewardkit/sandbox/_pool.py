@@ -28,6 +28,7 @@ from ..errors import invalid
 from ._backend import NOBODY, PATH, Backend, detect
 from ._cgroup import Cgroup
 from ._result import ExecutionResult
+from ._seccomp import filter_program
 from ._task import failed, make_task, to_result
 
 START_TIMEOUT = 30.0  # a cold start on a loaded 2-core machine can take seconds
@@ -90,7 +91,13 @@ class _Worker:
         self.deadline: float | None = time.monotonic() + START_TIMEOUT
         self.sent_at = 0.0
         self.oom_before = 0
-        argv, self.tmpdir = backend.command(tmp_mb)
+        program = filter_program() if backend.name == "bwrap" else None
+        seccomp_fd = None
+        if program is not None:  # bwrap reads the filter from a pipe at start-up
+            seccomp_fd, w = os.pipe()
+            os.write(w, program)
+            os.close(w)
+        argv, self.tmpdir = backend.command(tmp_mb, seccomp_fd)
         self.cgroup = Cgroup.create((memory_mb + tmp_mb + 256) << 20, max_pids) if backend.isolating else None
         kwargs: dict[str, Any] = {}
         if self.cgroup is not None:
@@ -103,16 +110,25 @@ class _Worker:
         elif backend.drop_to is not None:
             kwargs.update(user=backend.drop_to, group=backend.drop_to, extra_groups=[])
         debug = os.environ.get("RK_SANDBOX_DEBUG") == "1"
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None if debug else subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-            env={"PATH": PATH, "LANG": "C.UTF-8", **({"RK_SANDBOX_DEBUG": "1"} if debug else {})},
-            **kwargs,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None if debug else subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+                env={"PATH": PATH, "LANG": "C.UTF-8", **({"RK_SANDBOX_DEBUG": "1"} if debug else {})},
+                **kwargs,
+            )
+        except BaseException:
+            if self.cgroup is not None:
+                self.cgroup.remove()
+            raise
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         _live_pids.add(self.proc.pid)
         os.set_blocking(self.proc.stdout.fileno(), False)
 
