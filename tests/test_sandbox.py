@@ -193,3 +193,25 @@ def test_any_stdin_bytes_round_trip(pool, data):
 def test_any_source_gives_a_result(pool, code):
     res = pool.run(code, timeout=2)
     assert isinstance(res.status, ExecStatus) and res.backend == "bwrap"
+
+
+def test_caller_is_a_child_subreaper(pool):
+    import ctypes
+
+    value = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(37, ctypes.byref(value), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    assert value.value == 1
+
+
+def test_workers_run_in_their_own_cgroup_when_possible(pool):
+    import os
+
+    from rewardkit.sandbox import _cgroup
+
+    pool.run("pass")
+    worker = pool._idle[0]
+    if worker.cgroup is None:
+        assert os.geteuid() != 0 or _cgroup._layout is None
+        pytest.skip("no writable cgroup hierarchy here")
+    inside = worker.cgroup.pids()
+    assert worker.proc.pid in inside and len(inside) >= 2  # the launcher and the sandbox's worker

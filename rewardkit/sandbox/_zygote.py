@@ -407,7 +407,9 @@ def main():
     _prctl(PR_SET_DUMPABLE, 0)  # no ptrace or /proc/<pid>/mem from the tasks
     if os.getpid() != 1:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    # As PID 1 only signals we handle can reach us from inside; Python handles SIGINT.
+    for sig in (signal.SIGPIPE, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     base = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
     worker = Worker(base)
     _send(wr, {"hello": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})

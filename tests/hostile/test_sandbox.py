@@ -230,6 +230,13 @@ def test_proc_1_environ_is_the_sandbox_not_the_host(contained):
     assert "python" in cmdline or cmdline == "PermissionError"
 
 
+def test_signals_to_the_worker_are_ignored(contained, pool):
+    code = "import os, signal\nfor s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGSTOP, signal.SIGUSR1):\n    os.kill(1, s)"
+    before = {w.proc.pid for w in pool._idle}
+    res = contained(code)
+    assert res.ok and {w.proc.pid for w in pool._idle} == before  # the same worker, not a recycled one
+
+
 @pytest.mark.parametrize("target", ["os.getppid()", "0", "-1"])
 def test_kill_targets_stay_inside(contained, target):
     parent_before = os.getppid()
