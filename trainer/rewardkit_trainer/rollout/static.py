@@ -156,14 +156,16 @@ class _State:
 class StaticCacheEngine(RolloutEngine):
     """Samples from ``model`` (transformers causal LM, possibly peft-wrapped) with a static
     KV cache; ``cuda_graphs`` defaults to True on CUDA. ``eos_token_ids=()`` ignores EOS
-    (fixed-length rollouts for benchmarks); None takes the tokenizer's and the model's."""
+    (fixed-length rollouts for benchmarks); None takes the tokenizer's and the model's.
+    ``prompt_bucket`` rounds the prompt width up so nearby lengths share buffers and a
+    graph; ``max_cached_shapes`` bounds how many such shapes stay allocated."""
 
     name = "hf"  # samples from the policy's own weights: no importance-sampling correction
     variant = "static"
 
     def __init__(self, model: Any, tokenizer: Any, *, cuda_graphs: bool | None = None, check_eos_every: int = 32,
                  prompt_bucket: int = 64, eos_token_ids: Sequence[int] | None = None,
-                 max_cached_shapes: int = 2) -> None:
+                 max_cached_shapes: int = 2, free_on_sleep: bool = True) -> None:
         from rewardkit.errors import invalid
 
         if check_eos_every < 1:
@@ -174,7 +176,7 @@ class StaticCacheEngine(RolloutEngine):
             raise invalid("max_cached_shapes", max_cached_shapes, "must be >= 1")
         self.model, self.tokenizer = model, tokenizer
         self.cuda_graphs, self.check_eos_every, self.prompt_bucket = cuda_graphs, check_eos_every, prompt_bucket
-        self.max_cached_shapes = max_cached_shapes
+        self.max_cached_shapes, self.free_on_sleep = max_cached_shapes, free_on_sleep
         cfg = _causal(model).config
         _check_supported(cfg, invalid)
         if eos_token_ids is None:
@@ -198,8 +200,11 @@ class StaticCacheEngine(RolloutEngine):
             torch.cuda.empty_cache()
 
     def sleep(self) -> None:
-        """Free the KV buffers and graphs (they are rebuilt, and graphs recaptured, on use)."""
-        self.close()
+        """With ``free_on_sleep`` (default), free the KV buffers and graphs so the training
+        pass has that memory; the next rollout rebuilds them and recaptures (a few decode
+        steps' time). Without it they stay for the next rollout of the same shape."""
+        if self.free_on_sleep:
+            self.close()
 
     @torch.no_grad()
     def generate(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams) -> Rollout:
