@@ -59,7 +59,8 @@ def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            rows[row["step"]] = row  # a resumed run may re-log a step: keep the last
+            if "reward/mean" in row:  # skip non-step rows such as the SFT summary
+                rows[row["step"]] = row  # a resumed run may re-log a step: keep the last
     return [rows[k] for k in sorted(rows)]
 
 
@@ -94,7 +95,8 @@ def plot_rewards(output_dir: str | Path, parts: Sequence[str] = ()) -> Path | No
     ax.set_xlabel("step")
     ax.set_ylabel("mean reward")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     path = Path(output_dir) / "reward_curve.png"
     fig.savefig(path, dpi=100)
@@ -106,7 +108,7 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def write_report(output_dir: str | Path, config: Any, before: dict | None, after: dict | None,
+def write_report(output_dir: str | Path, config: Any, evals: dict[str, dict | None],
                  summary: dict[str, Any]) -> Path:
     """A short markdown report: setup, eval before/after, training summary."""
     rows = read_metrics(output_dir)
@@ -115,10 +117,12 @@ def write_report(output_dir: str | Path, config: Any, before: dict | None, after
               f"steps={summary.get('steps')}, lr={config.learning_rate}, beta={config.beta}, "
               f"LoRA={'r=%d' % config.lora_r if config.use_peft else 'off'}",
               f"- wall time {summary.get('seconds', 0):.0f} s, rollout engine `{summary.get('engine')}`", ""]
-    if before or after:
-        keys = sorted(set(before or {}) | set(after or {}))
-        lines += ["| held-out metric | before | after |", "|---|---|---|"]
-        lines += [f"| {k} | {_fmt((before or {}).get(k))} | {_fmt((after or {}).get(k))} |" for k in keys]
+    cols = [(name, e) for name, e in evals.items() if e]
+    if cols:
+        keys = sorted(set().union(*(e for _, e in cols)))
+        lines += ["| held-out metric | " + " | ".join(n.replace("_", " ") for n, _ in cols) + " |",
+                  "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {k} | " + " | ".join(_fmt(e.get(k)) for _, e in cols) + " |" for k in keys]
         lines.append("")
     if rows:
         n = max(1, len(rows) // 4)

@@ -88,6 +88,7 @@ class GRPOTrainer:
         self.step = 0
         self.logger = RunLogger(c.output_dir, c.report_to)
         self.history: list[dict[str, Any]] = []
+        self.after_sft: dict[str, float] | None = None
 
     # data ----------------------------------------------------------------------------
     def encode_prompt(self, messages: Any) -> list[int]:
@@ -258,7 +259,11 @@ class GRPOTrainer:
         if c.sft_steps and not resumed:
             from .sft import sft_warm_start
 
-            sft_warm_start(self)
+            losses = sft_warm_start(self)
+            print(f"sft warm start: {c.sft_steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
+            if evaluate and self.eval_rows:
+                self.after_sft = self.evaluate()
+                _print_eval("after sft", self.after_sft)
         bar = _progress(c.progress, c.max_steps, self.step)
         while self.step < c.max_steps:
             metrics = self.train_step()
@@ -288,12 +293,13 @@ class GRPOTrainer:
         self.logger.close()
         import json
 
-        (out / "eval.json").write_text(json.dumps({"before": before, "after": after}, indent=2))
+        evals = {"before": before, "after_sft": self.after_sft, "after": after}
+        (out / "eval.json").write_text(json.dumps(evals, indent=2))
         summary = {"steps": self.step, "seconds": seconds, "engine": self.engine.name}
         plot_rewards(out, self.rubric.part_names)
-        write_report(out, c, before, after, summary)
+        write_report(out, c, evals, summary)
         self.engine.close()
-        return {"before": before, "after": after, **summary, "output_dir": str(out)}
+        return {**evals, **summary, "output_dir": str(out)}
 
 
 # helpers ---------------------------------------------------------------------------------
