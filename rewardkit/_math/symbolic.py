@@ -22,6 +22,7 @@ test; it assumes symbols are positive reals, the usual convention of answer keys
 from __future__ import annotations
 
 import keyword
+import sys
 import math
 import random
 import re
@@ -30,6 +31,7 @@ from typing import Any
 import sympy as sp
 from sympy.core.function import UndefinedFunction
 from sympy.core.relational import Relational
+from .texplain import tex_to_plain
 from sympy.parsing.sympy_parser import (
     convert_xor,
     implicit_multiplication_application,
@@ -128,10 +130,16 @@ def parse(text: str) -> Any:
     if _nesting(text) > MAX_NESTING:
         raise Unparseable(f"nested deeper than {MAX_NESTING}")
     latex = "\\" in text or "{" in text
+    plain = tex_to_plain(text) if latex else text
     try:
-        tree = _parse_latex(text) if latex else _parse_plain(text)
-    except _SyntaxProblem:
-        tree = _parse_latex(text)  # plain text that is LaTeX-ish: "2^10", "3!"
+        if plain is None:
+            tree = _parse_latex(text)
+        else:
+            tree = _parse_plain(plain)
+    except Unparseable:
+        if plain is text and not isinstance(sys.exc_info()[1], _SyntaxProblem):
+            raise  # plain text outside the allow-list: never hand it to another parser
+        tree = _parse_latex(text)
     if not isinstance(tree, sp.Basic):
         raise Unparseable("not an expression")
     return tree.xreplace(_CONSTANTS)
