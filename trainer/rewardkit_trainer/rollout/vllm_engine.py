@@ -215,15 +215,14 @@ class VLLMEngine(RolloutEngine):
         cuda = next(model.parameters()).device.type == "cuda"
         self.sleep_enabled = bool(getattr(config, "vllm_enable_sleep_mode", False)) and cuda
         if getattr(config, "vllm_enable_sleep_mode", False) and not cuda:
-            log.info("vLLM sleep mode needs CUDA; running without it on %s", next(model.parameters()).device)
+            log.warning("vLLM sleep mode needs CUDA; running without it on %s", next(model.parameters()).device)
 
         output_dir = getattr(config, "output_dir", None)
+        # scratch either way (the exported weights, adapters): close() removes it
         if output_dir:
             self._root = Path(output_dir) / "vllm_model"
-            self._owns_root = False
         else:
             self._root = Path(tempfile.mkdtemp(prefix="rewardkit-vllm-"))
-            self._owns_root = True
         _export_hf_folder(model, tokenizer, self._root / "base", merged=self.lora_sync != "adapter")
         self.llm = self._build_llm(model, config, dtype, cuda, llm_kwargs)
         if self.lora_sync == "adapter":
@@ -311,7 +310,7 @@ class VLLMEngine(RolloutEngine):
             texts=texts,
             truncated=truncated,
             logprobs=logprobs,
-            stats={"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / max(seconds, 1e-9)},
+            stats={"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / max(seconds, 1e-9)},
         )
 
     def _check_prompts(self, prompt_ids: Sequence[Sequence[int]], max_tokens: int) -> None:
@@ -340,8 +339,8 @@ class VLLMEngine(RolloutEngine):
                 self._worker().reload_weights()  # the base weights, from the exported folder
             self._save_adapter(model)
         else:
-            weights = list(hf_weights(model))
-            self._worker().reload_weights(weights_iterator=weights)
+            # a generator: merged LoRA weights are made one at a time, never all at once
+            self._worker().reload_weights(weights_iterator=hf_weights(model))
         self.llm.reset_prefix_cache()
         self.sync_seconds.append(time.perf_counter() - start)
 
@@ -359,7 +358,8 @@ class VLLMEngine(RolloutEngine):
 
         lora_id = next(self._lora_ids)
         path = self._root / f"adapter-{lora_id}"
-        model.save_pretrained(str(path))
+        # no embedding layers: vLLM serves none from an adapter, and peft would warn looking for them
+        model.save_pretrained(str(path), save_embedding_layers=False)
         previous = self._lora_request
         self._lora_request = LoRARequest(f"policy-{lora_id}", lora_id, str(path))
         if previous is not None:
@@ -392,13 +392,13 @@ class VLLMEngine(RolloutEngine):
             if callable(shutdown):
                 shutdown()
             del llm
-        if self._owns_root:
-            shutil.rmtree(self._root, ignore_errors=True)
+        shutil.rmtree(self._root, ignore_errors=True)
 
 
 def _max_model_len(model: Any, config: Any) -> int:
     prompt = getattr(config, "max_prompt_length", None)
-    completion = getattr(config, "max_completion_length", None)
+    completion = max(int(getattr(config, "max_completion_length", 0) or 0),
+                     int(getattr(config, "eval_max_completion_length", 0) or 0))
     limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
     if prompt and completion:
         wanted = int(prompt) + int(completion)
