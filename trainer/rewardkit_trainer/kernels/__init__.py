@@ -75,9 +75,11 @@ def token_logprobs(hidden, weight, targets, *, temperature=1.0, return_entropy=F
     if hidden.dtype != weight.dtype:
         raise InvalidArgument(f"hidden.dtype={hidden.dtype} must equal weight.dtype={weight.dtype}")
     targets = targets.long()
-    if (targets >= weight.shape[0]).any():
+    if targets.numel() and bool((targets >= weight.shape[0]).any()):
         raise InvalidArgument(f"targets.max()={int(targets.max())} must be < vocab size {weight.shape[0]}")
-    if _pick(hidden, backend) == "triton":
+    if _pick(hidden, backend) == "triton" and hidden.shape[0] > 0:
+        if not hidden.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise InvalidArgument(f"backend='triton' needs CUDA tensors (got {hidden.device}) or TRITON_INTERPRET=1")
         from ._triton import triton_token_logprobs
 
         return triton_token_logprobs(hidden, weight, targets, float(temperature), bool(return_entropy))

@@ -72,8 +72,8 @@ def plan_blocks(n: int, v: int, h: int, elem: int, need_w: bool = True) -> tuple
     # half precision: the fused kernel writes only d logits; float32 goes through cuBLAS logits
     cols = budget_b // (n * (elem if elem == 2 else 8))
     low = 64 if env else _MIN_ROWS
-    rows = min(n, max(low, rows // 64 * 64))
-    cols = min(v, max(low, cols // low * low))
+    rows = max(1, min(n, max(low, rows // 64 * 64)))
+    cols = max(1, min(v, max(low, cols // low * low)))
     return rows, cols
 
 
