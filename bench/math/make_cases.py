@@ -243,6 +243,51 @@ HAND = [
     ("decoration", r"2\sqrt{6}", r"2\sqrt6", True),
 ]
 
+# Written after the verifier was frozen and scored once as-is (see bench/results/math.md):
+# an out-of-sample check on the cases above, which guided development.
+HOLDOUT = [
+    ("holdout", r"\frac{5}{6}", r"\frac{10}{12}", True),
+    ("holdout", r"\frac{5}{6}", "0.83", False),
+    ("holdout", r"\dfrac{14}{3}", r"4\tfrac{2}{3}", True),
+    ("holdout", "0.75", r"\frac{3}{4}", True),
+    ("holdout", "-12", r"-\boxed{12}", True),
+    ("holdout", "3600", "3,600", True),
+    ("holdout", "3600", "36,00", False),
+    ("holdout", "45", r"45^\circ", True),
+    ("holdout", r"\sqrt{12}", r"2\sqrt{3}", True),
+    ("holdout", r"\sqrt{12}", r"3\sqrt{2}", False),
+    ("holdout", r"\frac{\sqrt{6}}{3}", r"\sqrt{\frac{2}{3}}", True),
+    ("holdout", r"\frac{1}{\sqrt{3}}", r"\frac{\sqrt{3}}{3}", True),
+    ("holdout", r"6\pi", r"18.85", False),
+    ("holdout", r"\frac{9\pi}{2}", r"4.5\pi", True),
+    ("holdout", r"\frac{3\pi}{4}", r"135^\circ", False),
+    ("holdout", "x^2+5x+6", "(x+2)(x+3)", True),
+    ("holdout", "x^2+5x+6", "(x+1)(x+6)", False),
+    ("holdout", r"\frac{2}{x}", "2x^{-1}", True),
+    ("holdout", "4(x-1)", "4x-4", True),
+    ("holdout", "a^3-b^3", "(a-b)(a^2+ab+b^2)", True),
+    ("holdout", "(2, -1)", r"\left( 2, -1 \right)", True),
+    ("holdout", "(2, -1)", "(-1, 2)", False),
+    ("holdout", r"(0, \frac{1}{2}]", r"(0, 0.5]", True),
+    ("holdout", r"\{-1, 0, 1\}", r"\{0, 1, -1\}", True),
+    ("holdout", "1, 2, 3", "1, 2", False),
+    ("holdout", "y = x^2 - 4", "x^2 - y = 4", True),
+    ("holdout", "x = -1", r"x=-1", True),
+    ("holdout", "x = -1", "x = 1", False),
+    ("holdout", "2-3i", "-3i+2", True),
+    ("holdout", "2-3i", "2+3i", False),
+    ("holdout", r"\frac{1}{1+i}", r"\frac{1-i}{2}", True),
+    ("holdout", r"3 \times 10^{8}", "300,000,000", True),
+    ("holdout", r"3 \times 10^{8}", "3e9", False),
+    ("holdout", "0.001", r"10^{-3}", True),
+    ("holdout", "50\\%", r"\frac{1}{2}", True),
+    ("holdout", r"\log_3 81", "4", True),
+    ("holdout", r"e^{\ln 5}", "5", True),
+    ("holdout", r"\binom{10}{3}", "120", True),
+    ("holdout", "7!", "5040", True),
+    ("holdout", r"\frac{7!}{5!}", "42", True),
+]
+
 
 def _gsm8k(rng: random.Random) -> list[tuple[str, str, str, bool]]:
     """GSM8K-style: an integer gold after '####' and predictions as models write them."""
@@ -268,7 +313,7 @@ def _gsm8k(rng: random.Random) -> list[tuple[str, str, str, bool]]:
 
 def main() -> None:
     rng = random.Random(20261122)
-    rows = [{"category": c, "gold": g, "prediction": p, "expected": e} for c, g, p, e in HAND + _gsm8k(rng)]
+    rows = [{"category": c, "gold": g, "prediction": p, "expected": e} for c, g, p, e in HAND + HOLDOUT + _gsm8k(rng)]
     path = Path(__file__).with_name("cases.jsonl")
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"wrote {len(rows)} cases to {path}")

@@ -58,6 +58,7 @@ _DEGREE_NUM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\degree
 _FRACS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _BARE_SQRT = re.compile(r"\\sqrt\s*(\d|[A-Za-z](?![A-Za-z]))")
 _BARE_FRAC = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_BARE_SUB = re.compile(r"\\log\s*_\s*(\d)")
 _LHS = re.compile(r"^\s*(?:[A-Za-z](?:_\{?[A-Za-z0-9]{1,8}\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*=(?!=)")
 _IN = re.compile(r"^\s*[A-Za-z]\s*\\in(?![A-Za-z])")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -119,7 +120,9 @@ def _last_boxed(s: str) -> str:
         elif s[j] == "}":
             depth -= 1
             if depth == 0:
-                return s[start:j]
+                sign = s[: last.start()].strip()
+                # "-\\boxed{12}": a bare sign in front belongs to the answer
+                return (sign if sign in ("-", "+") else "") + s[start:j]
     return s  # unclosed: leave as is
 
 
@@ -156,6 +159,7 @@ def clean(s: str, *, units: bool = False) -> str:
     s = _FRACS.sub(r"\\frac", s)
     s = _BARE_SQRT.sub(r"\\sqrt{\1}", s)
     s = _BARE_FRAC.sub(r"\\frac{\1}{\2}", s)
+    s = _BARE_SUB.sub(r"\\log_{\1}", s)  # TeX: "\\log_3 81" has subscript 3 only
     s = s.replace("\\%", "%").replace("\\neq", "\\ne ").replace("\\leq", "\\le ").replace("\\geq", "\\ge ")
     s = " ".join(s.split())
     s = s.strip().rstrip(".").strip()
