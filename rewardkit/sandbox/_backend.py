@@ -46,18 +46,23 @@ class Backend:
     def isolating(self) -> bool:
         return self.name != "unsafe"
 
-    def command(self, tmp_mb: int, seccomp_fd: int | None = None) -> tuple[list[str], str | None]:
-        """(argv, host temp dir to delete afterwards or None)."""
+    def command(self, tmp_mb: int, seccomp_fd: int | None = None, preload: bool = False) -> tuple[list[str], str | None]:
+        """(argv, host temp dir to delete afterwards or None).
+
+        ``preload``: the worker imports common stdlib modules once, so that each forked
+        task starts with them (worth it for long-lived workers, not for one-shot ones).
+        """
         zygote = [self.python, "-I", "-S", "-c", ZYGOTE_SOURCE]
+        flags = ["--preload"] if preload else []
         if self.name == "bwrap":
             seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
-            return _bwrap_argv(self, tmp_mb) + seccomp + zygote + ["/tmp"], None
+            return _bwrap_argv(self, tmp_mb) + seccomp + zygote + ["/tmp", *flags], None
         if self.name == "nsjail":
-            return _nsjail_argv(self, tmp_mb) + zygote + ["/tmp"], None
+            return _nsjail_argv(self, tmp_mb) + zygote + ["/tmp", *flags], None
         base = tempfile.mkdtemp(prefix="rk-sandbox-")
         if self.drop_to is not None:
             os.chown(base, self.drop_to, self.drop_to)
-        return zygote + [base], base
+        return zygote + [base, *flags], base
 
 
 def _usr_links() -> list[str]:

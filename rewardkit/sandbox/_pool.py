@@ -82,7 +82,7 @@ def reap_orphans(exclude: set[int] = frozenset()) -> int:
 
 # ------------------------------------------------------------------------ one worker
 class _Worker:
-    def __init__(self, backend: Backend, tmp_mb: int, memory_mb: int, max_pids: int) -> None:
+    def __init__(self, backend: Backend, tmp_mb: int, memory_mb: int, max_pids: int, preload: bool = False) -> None:
         self.backend = backend
         self.hello: dict | None = None
         self.buf = bytearray()
@@ -97,7 +97,7 @@ class _Worker:
             seccomp_fd, w = os.pipe()
             os.write(w, program)
             os.close(w)
-        argv, self.tmpdir = backend.command(tmp_mb, seccomp_fd)
+        argv, self.tmpdir = backend.command(tmp_mb, seccomp_fd, preload)
         self.cgroup = Cgroup.create((memory_mb + tmp_mb + 256) << 20, max_pids) if backend.isolating else None
         kwargs: dict[str, Any] = {}
         if self.cgroup is not None:
@@ -302,7 +302,7 @@ class Pool:
             return got
 
     def _spawn(self) -> _Worker:
-        return _Worker(self.backend, *self._spec)
+        return _Worker(self.backend, *self._spec, preload=self.max_tasks > 1)
 
     def _checkin(self, worker: _Worker | None) -> None:
         """Give back a slot: a ready worker goes idle; None releases the slot."""
