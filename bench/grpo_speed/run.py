@@ -150,7 +150,7 @@ def run_ours(arch: str, smoke: bool, steps: int, out_dir: str) -> dict:
                      per_device_train_batch_size=1 if big else (8 if arch == "smol" else 16),
                      learning_rate=1e-6, max_steps=steps, output_dir=out_dir, report_to=["jsonl"],
                      progress=False, log_completions=0, eval_size=0, save_merged=False)
-    engine = StaticCacheEngine(model, tok, free_on_sleep=big)
+    engine = StaticCacheEngine(model, tok, free_on_sleep=big, share_prompt_kv=True if big else None)
     trainer = GRPOTrainer(cfg, model=model, tokenizer=tok, rubric=distinct_words, train_rows=rows, eval_rows=[],
                           engine=engine)
     weights_gib = torch.cuda.memory_allocated() / 2**30 if cuda else None

@@ -53,9 +53,10 @@ def _forward_logprobs(model, prompt, completion, temperature=1.0):
     return torch.log_softmax(logits, -1).gather(1, torch.tensor(completion)[:, None]).squeeze(1)
 
 
-def test_greedy_equals_transformers_generate_with_ragged_prompts(tok, model):
+@pytest.mark.parametrize("shared", [True, False])
+def test_greedy_equals_transformers_generate_with_ragged_prompts(tok, model, shared):
     prompts = _prompts(tok, ["abc de", "hello there x", "q"])  # left padding inside one bucket
-    eng = StaticCacheEngine(model, tok, eos_token_ids=(), prompt_bucket=8)
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), prompt_bucket=8, share_prompt_kv=shared)
     r = eng.generate(prompts, SamplingParams(num_generations=2, max_completion_length=10, top_k=1, seed=0))
     for i, p in enumerate(prompts):
         ref = _greedy_ref(model, p, 10)
@@ -63,11 +64,23 @@ def test_greedy_equals_transformers_generate_with_ragged_prompts(tok, model):
         assert r.completion_ids[2 * i + 1] == ref
     assert r.truncated == [True] * 6
     assert model.config._attn_implementation != ATTENTION_NAME  # restored after the rollout
+    per_row = 2 * 2 * 2 * 8 * 4  # layers x (k, v) x kv heads x head_dim x fp32 bytes, per slot
+    assert r.stats["kv_cache_bytes"] == per_row * (3 * 16 + 6 * 10 if shared else 6 * (16 + 10))  # width 13 -> bucket 16
 
 
-def test_logprobs_match_a_full_forward(tok, model):
+def test_default_shares_the_prompt_only_when_copies_would_be_large(tok, model):
+    params = SamplingParams(num_generations=4, max_completion_length=2, seed=0)
+    small = StaticCacheEngine(model, tok, eos_token_ids=())
+    big = StaticCacheEngine(model, tok, eos_token_ids=(), share_threshold_bytes=0)
+    a, b = small.generate([[5, 6, 7]], params), big.generate([[5, 6, 7]], params)
+    assert not next(iter(small._states)).shared and next(iter(big._states)).shared
+    assert a.completion_ids == b.completion_ids
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_logprobs_match_a_full_forward(tok, model, shared):
     prompts = _prompts(tok, ["a+b=", "12 34 5"])
-    eng = StaticCacheEngine(model, tok, eos_token_ids=())
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), share_prompt_kv=shared)
     r = eng.generate(prompts, SamplingParams(num_generations=3, max_completion_length=9, temperature=0.7, seed=5))
     for j, (comp, lps) in enumerate(zip(r.completion_ids, r.logprobs)):
         ref = _forward_logprobs(model, prompts[j // 3], comp, temperature=0.7)
@@ -185,10 +198,13 @@ def test_cuda_graph_matches_eager_on_gpu(tok):
     model = tiny_model(tok, seed=5, hidden=64, layers=2).cuda().eval()
     prompts = _prompts(tok, ["abc de", "x"])
     params = SamplingParams(num_generations=4, max_completion_length=24, temperature=0.9, top_p=0.9, seed=3)
-    graphed = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=True).generate(prompts, params)
-    eager = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False).generate(prompts, params)
-    assert graphed.stats["cuda_graph"] and not eager.stats["cuda_graph"]
-    assert graphed.completion_ids == eager.completion_ids
+    for shared in (True, False):
+        graphed = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=True,
+                                    share_prompt_kv=shared).generate(prompts, params)
+        eager = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False,
+                                  share_prompt_kv=shared).generate(prompts, params)
+        assert graphed.stats["cuda_graph"] and not eager.stats["cuda_graph"]
+        assert graphed.completion_ids == eager.completion_ids
     greedy = StaticCacheEngine(model, tok, eos_token_ids=()).generate(
         prompts, SamplingParams(num_generations=2, max_completion_length=16, top_k=1, seed=0))
     for i, p in enumerate(prompts):

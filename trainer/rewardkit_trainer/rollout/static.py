@@ -56,7 +56,22 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
                                       scaling=scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    return _decode_attention(query, state, module.layer_idx, scale), None
+    if state.key.shared:
+        return _decode_attention(query, state, module.layer_idx, scale), None
+    return _expanded_attention(query, state, module.layer_idx, scale), None
+
+
+def _expanded_attention(q: torch.Tensor, st: "_State", layer: int, scale: float) -> torch.Tensor:
+    """One query token per row against the row's own [prompt | completion] keys: four
+    kernels (scaled scores plus additive mask, softmax in float32, cast, weighted sum)."""
+    k, v = st.ck[layer], st.cv[layer]  # [B, Hkv, W+T, D]
+    b, hq, _, d = q.shape
+    hkv, length = k.shape[1], k.shape[2]
+    rep = hq // hkv
+    scores = torch.baddbmm(st.bias, q.reshape(b * hkv, rep, d), k.view(b * hkv, length, d).transpose(1, 2),
+                           alpha=scale)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+    return torch.bmm(probs, v.view(b * hkv, length, d)).view(b, 1, hq, d)
 
 
 def _decode_attention(q: torch.Tensor, st: "_State", layer: int, scale: float) -> torch.Tensor:
@@ -97,11 +112,16 @@ class _Cache:
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         st = self.state
         if st.mode == "prefill":
-            st.pk[layer_idx][:, :, st.prefill_offset:].copy_(key_states)
-            st.pv[layer_idx][:, :, st.prefill_offset:].copy_(value_states)
+            if st.key.shared:
+                st.pk[layer_idx][:, :, st.prefill_offset:].copy_(key_states)
+                st.pv[layer_idx][:, :, st.prefill_offset:].copy_(value_states)
+            else:  # each row gets its own copy of the prompt in front of its completion
+                g, w = st.key.generations, st.key.width
+                st.ck[layer_idx][:, :, st.prefill_offset:w].copy_(key_states.repeat_interleave(g, dim=0))
+                st.cv[layer_idx][:, :, st.prefill_offset:w].copy_(value_states.repeat_interleave(g, dim=0))
             return key_states, value_states
-        st.ck[layer_idx].index_copy_(2, st.step, key_states)
-        st.cv[layer_idx].index_copy_(2, st.step, value_states)
+        st.ck[layer_idx].index_copy_(2, st.write_slot, key_states)
+        st.cv[layer_idx].index_copy_(2, st.write_slot, value_states)
         return key_states, value_states
 
     def get_seq_length(self, layer_idx: int = 0) -> int:  # never asked: positions are passed
@@ -116,25 +136,33 @@ class _Key:
     length: int
     top_k: int
     top_p: float
+    shared: bool  # prompt KV stored once per prompt (long prompts) or once per row (short)
 
 
 class _State:
     """Every tensor one (P, G, W, T) shape of rollout touches, allocated once."""
 
-    def __init__(self, key: _Key, layers: int, kv_heads: int, head_dim: int, dtype, device, vocab: int,
+    def __init__(self, key: _Key, layers: int, heads: int, kv_heads: int, head_dim: int, dtype, device, vocab: int,
                  eos_ids: Sequence[int]) -> None:
         p, b, w, t = key.prompts, key.prompts * key.generations, key.width, key.length
         self.key, self.mode, self.prefill_offset = key, "off", 0
         kv = dict(dtype=dtype, device=device)
-        self.pk = [torch.zeros(p, kv_heads, w, head_dim, **kv) for _ in range(layers)]
-        self.pv = [torch.zeros(p, kv_heads, w, head_dim, **kv) for _ in range(layers)]
-        self.ck = [torch.zeros(b, kv_heads, t, head_dim, **kv) for _ in range(layers)]
-        self.cv = [torch.zeros(b, kv_heads, t, head_dim, **kv) for _ in range(layers)]
+        own = t if key.shared else w + t  # per-row slots: completion only, or prompt + completion
+        pw = w if key.shared else 0
+        self.pk = [torch.zeros(p, kv_heads, pw, head_dim, **kv) for _ in range(layers)]
+        self.pv = [torch.zeros(p, kv_heads, pw, head_dim, **kv) for _ in range(layers)]
+        self.ck = [torch.zeros(b, kv_heads, own, head_dim, **kv) for _ in range(layers)]
+        self.cv = [torch.zeros(b, kv_heads, own, head_dim, **kv) for _ in range(layers)]
         i64 = dict(dtype=torch.long, device=device)
         self.prompt_invalid = torch.ones(p, 1, 1, w, dtype=torch.bool, device=device)
         self.comp_invalid = torch.ones(t, dtype=torch.bool, device=device)
         self.slots = torch.arange(t, **i64)
+        self.row_invalid = torch.ones(b, w, dtype=torch.bool, device=device)  # expanded layout: prompt padding
+        # expanded layout: 0 or -inf per (row, kv head, query head of that group, slot)
+        self.bias = torch.zeros(b * kv_heads, heads // kv_heads, w + t if not key.shared else 0, dtype=dtype,
+                                device=device)
         self.step = torch.zeros(1, **i64)  # completion slot of the token being fed
+        self.write_slot = torch.zeros(1, **i64)  # where its K/V go in ck/cv
         self.base_pos = torch.zeros(b, **i64)  # position of completion token 0, per row
         self.cur = torch.zeros(b, **i64)
         self.uniform = torch.ones(t, b, dtype=torch.float32, device=device)
@@ -158,14 +186,18 @@ class StaticCacheEngine(RolloutEngine):
     KV cache; ``cuda_graphs`` defaults to True on CUDA. ``eos_token_ids=()`` ignores EOS
     (fixed-length rollouts for benchmarks); None takes the tokenizer's and the model's.
     ``prompt_bucket`` rounds the prompt width up so nearby lengths share buffers and a
-    graph; ``max_cached_shapes`` bounds how many such shapes stay allocated."""
+    graph; ``max_cached_shapes`` bounds how many such shapes stay allocated.
+    ``share_prompt_kv``: True keeps one prompt KV per group (two-part attention), False
+    copies it into every row (one attention pass, fewer kernels); None (default) shares
+    once the G-1 extra copies would exceed ``share_threshold_bytes``."""
 
     name = "hf"  # samples from the policy's own weights: no importance-sampling correction
     variant = "static"
 
     def __init__(self, model: Any, tokenizer: Any, *, cuda_graphs: bool | None = None, check_eos_every: int = 32,
                  prompt_bucket: int = 64, eos_token_ids: Sequence[int] | None = None,
-                 max_cached_shapes: int = 2, free_on_sleep: bool = True) -> None:
+                 max_cached_shapes: int = 2, free_on_sleep: bool = True, share_prompt_kv: bool | None = None,
+                 share_threshold_bytes: int = 256 * 2**20) -> None:
         from rewardkit.errors import invalid
 
         if check_eos_every < 1:
@@ -177,6 +209,7 @@ class StaticCacheEngine(RolloutEngine):
         self.model, self.tokenizer = model, tokenizer
         self.cuda_graphs, self.check_eos_every, self.prompt_bucket = cuda_graphs, check_eos_every, prompt_bucket
         self.max_cached_shapes, self.free_on_sleep = max_cached_shapes, free_on_sleep
+        self.share_prompt_kv, self.share_threshold_bytes = share_prompt_kv, share_threshold_bytes
         cfg = _causal(model).config
         _check_supported(cfg, invalid)
         if eos_token_ids is None:
@@ -258,18 +291,22 @@ class StaticCacheEngine(RolloutEngine):
 
     def _state(self, prompts: int, params: SamplingParams, width: int, causal, device) -> _State:
         bucket = -(-width // self.prompt_bucket) * self.prompt_bucket
+        cfg = causal.config
+        heads = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        weight = causal.get_output_embeddings().weight
+        # copying the prompt KV G times is fastest to attend to; share it once it would cost memory
+        copies = (params.num_generations - 1) * prompts * bucket * cfg.num_hidden_layers * 2 * kv_heads * head_dim
+        shared = self.share_prompt_kv if self.share_prompt_kv is not None else (
+            copies * weight.element_size() > self.share_threshold_bytes)
         key = _Key(prompts, params.num_generations, bucket, params.max_completion_length, params.top_k,
-                   float(params.top_p))
+                   float(params.top_p), bool(shared))
         state = self._states.pop(key, None)
         if state is None:
             while len(self._states) >= self.max_cached_shapes:  # oldest first
                 self._states.pop(next(iter(self._states)))
-            cfg = causal.config
-            heads = cfg.num_attention_heads
-            head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-            kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-            weight = causal.get_output_embeddings().weight
-            state = _State(key, cfg.num_hidden_layers, kv_heads, head_dim, weight.dtype, device, weight.shape[0],
+            state = _State(key, cfg.num_hidden_layers, heads, kv_heads, head_dim, weight.dtype, device, weight.shape[0],
                            self.eos_ids)
         self._states[key] = state  # most recent last
         return state
@@ -279,6 +316,7 @@ class StaticCacheEngine(RolloutEngine):
         lens = torch.tensor([len(p) for p in prompt_ids], dtype=torch.long)
         invalid = torch.arange(w)[None, :] < (w - lens)[:, None]  # left padding inside the bucket
         st.prompt_invalid.copy_(invalid.view(len(prompt_ids), 1, 1, w).to(device))
+        st.row_invalid.copy_(invalid.repeat_interleave(g, dim=0).to(device))
         st.base_pos.copy_(lens.repeat_interleave(g).to(device))
         gen = torch.Generator(device="cpu")
         gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(2**62, (1,))))
@@ -317,8 +355,19 @@ class StaticCacheEngine(RolloutEngine):
         decoder = causal.get_decoder() if hasattr(causal, "get_decoder") else causal.model
         weight = causal.get_output_embeddings().weight
 
+        shared, width = st.key.shared, st.key.width
+
         def step() -> None:
             st.comp_invalid.copy_(st.slots > st.step)
+            if shared:
+                st.write_slot.copy_(st.step)
+            else:
+                st.write_slot.copy_(st.step + width)
+                invalid = torch.cat([st.row_invalid, st.comp_invalid[None].expand(st.row_invalid.shape[0], -1)], 1)
+                bias = torch.zeros(invalid.shape, dtype=st.bias.dtype, device=invalid.device)
+                bias = bias.masked_fill_(invalid, float("-inf"))
+                b, slots = invalid.shape
+                st.bias.view(b, -1, slots).copy_(bias[:, None, :].expand(b, st.bias.shape[0] // b * st.bias.shape[1], slots))
             out = decoder(input_ids=st.cur[:, None], position_ids=(st.base_pos + st.step)[:, None],
                           past_key_values=st.cache, use_cache=True)
             _sample_into(st, out.last_hidden_state[:, -1], weight, st.step + 1)
