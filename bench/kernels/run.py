@@ -407,6 +407,12 @@ def write_md(results, checks, out, device):
         f = lambda k, fmt: (fmt % r[k]) if k in r else "-"
         lines.append(f"| {sh} | {r['impl']} | {r['ms']:.1f} | {r['x_floor']:.2f} | {r['peak'] / 2**30:.3f} | "
                      f"{r['x_grads']:.2f} | {f('err_logp', '%.1e')} | {f('err_grad_h', '%.1e')} | {f('err_grad_w', '%.1e')} |")
+    sweeps = [r for r in results if r.get("kind") == "sweep"]
+    if sweeps:
+        lines += ["", "Block budget sweep (rewardkit, REWARDKIT_LOGPROB_BLOCK_MB):", "",
+                  "| shape | block MiB | time ms | peak GiB |", "|---|---|---|---|"]
+        lines += [f"| {'x'.join(map(str, r['shape'][:2]))}, {r['shape'][2]}, {r['shape'][3]} | {r['block_mb']} | "
+                  f"{r['ms']:.1f} | {r['peak'] / 2**30:.3f} |" for r in sweeps]
     with open(os.path.join(out, "kernels.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     log("\n".join(lines))
