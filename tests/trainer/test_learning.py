@@ -85,3 +85,23 @@ def test_merged_model_equals_adapter_model(tmp_path):
         b, _ = sequence_logprobs(merged, prompts, comps)
     assert torch.allclose(a, b, atol=1e-5)
     assert not (tmp_path / "merged.tmp").exists()
+
+
+def test_hostile_reward_functions_do_not_stop_training(tmp_path):
+    """A part that raises, one that abstains and one returning NaN: the step still runs,
+    rewards stay finite, and the broken parts are logged as such instead of crashing."""
+    import math
+
+    def boom(prompts=None, completions=None, **kw):
+        raise RuntimeError("reward server down")
+
+    def nan(text):
+        return float("nan")
+
+    tok = tiny_tokenizer()
+    rubric = Rubric({"a": (count_a, 1.0), "boom": (boom, 1.0), "abstain": (lambda text: None, 1.0),
+                     "nan": (nan, 1.0)}, name="hostile")
+    cfg = _config(tmp_path, max_steps=1)
+    trainer = GRPOTrainer(cfg, model=tiny_model(tok), tokenizer=tok, rubric=rubric, train_rows=ROWS, eval_rows=[])
+    metrics = trainer.train_step()
+    assert math.isfinite(metrics["reward/mean"]) and math.isfinite(metrics["loss"])
