@@ -171,3 +171,11 @@ def test_usable_from_asyncio():
 
     scores = asyncio.run(main())
     assert [s.status for s in scores] == [Status.OK] * 4
+
+
+def test_warm_starts_ready_workers():
+    from rewardkit._math.pool import default_pool
+
+    MathEquivalence.warm()
+    pool = default_pool()
+    assert pool._count == pool.size and all(w.ready for w in pool._idle)

@@ -116,6 +116,8 @@ def _parse_latex(text: str) -> Any:
     try:
         # strict: the lenient mode silently drops what it cannot read ("1,2" -> 1)
         return parse_latex(text, backend="antlr", strict=True)
+    except ImportError:
+        raise Unparseable("LaTeX parser unavailable (needs antlr4-python3-runtime==4.11)") from None
     except Exception as exc:
         raise Unparseable(f"LaTeX: {type(exc).__name__}") from None
 

@@ -189,6 +189,13 @@ class MathEquivalence(Verifier):
         value = self.correct_reward if status == "ok" else self.wrong_reward
         return Score(value, Status(status), answer, reason)
 
+    @staticmethod
+    def warm() -> None:
+        """Start the sympy workers now (1-2 s each, in parallel) instead of on first need."""
+        from .._math.pool import default_pool
+
+        default_pool().warm()
+
     async def ascore(self, completion: Any, **columns: Any) -> Score:
         """``score`` from asyncio, run in a thread so the event loop keeps going."""
         return await asyncio.to_thread(self.score, completion, **columns)
