@@ -1,4 +1,4 @@
-"""CUDA path: cuBLAS matmuls on bounded blocks, Triton for everything element-wise.
+"""CUDA path: cuBLAS for most matmuls, Triton for the logits recompute and all element-wise work.
 
 Design (three matmuls are the floor: logits, grad_hidden, grad_weight):
 
@@ -11,13 +11,16 @@ forward, over row blocks of ``rows`` tokens:
      as float16 with a per-row float32 scale (11-bit mantissa: one rounding far below the
      final bfloat16 rounding), and turned into grad_hidden in place in the backward.
 backward (grad_weight only), over column blocks of ``cols`` vocabulary entries:
-  4. recompute ``z = hidden @ weight_blk.T``, ``dlogits_kernel`` turns it into d loss/d logits
-     in the compute dtype, ``grad_weight_blk = dlogits.T @ hidden`` (cuBLAS, exact fp32 sum
-     over all tokens, written once).
+  4. ``dlogits_mm_kernel`` (Triton) recomputes ``hidden @ weight_blk.T`` with tl.dot and
+     writes only d loss/d logits in the compute dtype (float32 inputs: cuBLAS logits plus
+     ``dlogits_kernel``); ``grad_weight_blk = dlogits.T @ hidden`` in cuBLAS, an exact fp32
+     sum over all tokens, written once.
 
 So each gradient is a single fp32-accumulated reduction rounded once, and no buffer holds
 more than one ``[rows, V]`` or ``[N, cols]`` block besides the gradients themselves.
-Cost: four [N,H]x[H,V] matmuls (the logits twice) plus ~16 bytes per logit of traffic.
+Cost: four [N,H]x[H,V] matmuls (the logits twice; two with a frozen lm_head) plus ~18 bytes
+of memory traffic per logit. Measured on an H200: 1.55-1.64x the three-matmul floor at
+H=4096 (see bench/results/kernels.md).
 
 Limits: an entropy *gradient* (not just the value) takes a recompute pass for grad_hidden
 (five matmuls). The saved D is consumed by the first backward: a second backward through
