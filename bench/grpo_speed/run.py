@@ -228,12 +228,47 @@ def run_trl(arch: str, smoke: bool, steps: int, out_dir: str) -> dict:
             "reserved_gib": reserved, "steps_timed": len(timed), "records": records}
 
 
+def run_rollout(arch: str, smoke: bool, steps: int, out_dir: str) -> dict:
+    """Rollout alone (no training), same 4 x 8 x 512 shape: where the step's time goes."""
+    import torch
+
+    from rewardkit_trainer.rollout.base import SamplingParams
+    from rewardkit_trainer.rollout.hf import HFEngine
+    from rewardkit_trainer.rollout.static import StaticCacheEngine
+
+    cuda = torch.cuda.is_available()
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    model = build_model(arch, smoke, device, dtype)
+    tok = word_tokenizer(model.config.vocab_size)
+    p_len, c_len = (16, 8) if smoke else (128, 512)
+    ids = [tok(p)["input_ids"] for p in prompts(4, p_len, model.config.vocab_size)]
+    params = SamplingParams(num_generations=8, max_completion_length=c_len, seed=0)
+    engines = {"static+graphs": StaticCacheEngine(model, tok, eos_token_ids=()),
+               "static eager": StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False),
+               "HFEngine (DynamicCache)": HFEngine(model, tok)}
+    out = {}
+    for name, eng in engines.items():
+        eng.generate(ids, params)  # warm-up (and graph capture)
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        r = eng.generate(ids, params)
+        if cuda:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        out[name] = {"seconds": dt, "tokens": r.stats["tokens"], "tokens_per_s": r.stats["tokens"] / dt}
+        print(f"  rollout {arch} {name}: {dt:.2f} s, {r.stats['tokens']} tokens", flush=True)
+        eng.close()
+    return {"rollout": out}
+
+
 SECTIONS = {  # name: (function, arch, steps, time limit in seconds)
     "ours_smol": (run_ours, "smol", 4, 90),
     "ours_qwen": (run_ours, "qwen", 4, 90),
     "trl_qwen": (run_trl, "qwen", 3, 110),
     "trl_smol": (run_trl, "smol", 3, 110),
     "ours_8b": (run_ours, "8b", 1, 170),
+    "rollout_qwen": (run_rollout, "qwen", 1, 80),
 }
 
 
@@ -261,8 +296,16 @@ def table(results: dict, device: str) -> str:
     lines = [f"device: {device}", "",
              "| run | completion tokens/s | s/step | peak GiB (allocated) | vs TRL tokens/s | note |",
              "|---|---|---|---|---|---|"]
+    rollout_rows = []
     for name, r in results.items():
         arch = name.split("_", 1)[1]
+        if name.startswith("rollout"):
+            for eng, x in r.get("rollout", {}).items():
+                rollout_rows.append(f"| {NAMES[arch]} rollout only, {eng} | {x['tokens_per_s']:.0f} | "
+                                    f"{x['seconds']:.2f} | | | 4 prompts x 8 x 512, no training |")
+            if "error" in r:
+                rollout_rows.append(f"| {NAMES[arch]} rollout only | - | - | - | - | {r['error']} |")
+            continue
         label = f"{'rewardkit' if name.startswith('ours') else 'TRL 1.16'} {NAMES[arch]}"
         if "error" in r:
             lines.append(f"| {label} | - | - | - | - | {r['error']} |")
@@ -274,7 +317,7 @@ def table(results: dict, device: str) -> str:
         if name == "ours_8b":
             note += f"; context {r['context']}, 8 generations, weights {r.get('weights_gib') or 0:.1f} GiB"
         lines.append(f"| {label} | {r['tokens_per_s']:.0f} | {r['step_s']:.2f} | {peak} | {ratio} | {note} |")
-    return "\n".join(lines)
+    return "\n".join(lines + rollout_rows)
 
 
 def main() -> None:

@@ -411,7 +411,8 @@ def _capture(step, st: _State):
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
-        for _ in range(2):
+        for _ in range(2):  # always at slot 0: later slots may not exist (T = 2)
+            st.step.zero_()
             step()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
@@ -419,8 +420,8 @@ def _capture(step, st: _State):
         step()
     for dst, src in zip((st.step, st.cur, st.out_tok, st.out_lp, st.done, st.lengths), saved):
         dst.copy_(src)
-    # the warm-up and capture wrote completion KV slots 0..2: harmless, they are
-    # rewritten before they are read (a slot is read only once the step has written it)
+    # the warm-up wrote completion KV slot 0 and output column 1: harmless, a slot is
+    # rewritten before it is read and the column is rewritten by the first replay
     return graph
 
 
