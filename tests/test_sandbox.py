@@ -215,3 +215,52 @@ def test_workers_run_in_their_own_cgroup_when_possible(pool):
         pytest.skip("no writable cgroup hierarchy here")
     inside = worker.cgroup.pids()
     assert worker.proc.pid in inside and len(inside) >= 2  # the launcher and the sandbox's worker
+
+
+def _tree(pid: int) -> list[int]:
+    import os
+
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    parents[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = [pid], [pid]
+    while frontier:
+        frontier = [p for p, pp in parents.items() if pp in frontier]
+        found += frontier
+    return found
+
+
+def test_worker_death_mid_task_is_reported_and_replaced():
+    import os
+    import signal
+    import time
+
+    with sandbox.Pool(1) as p:
+        p.run("pass")
+        worker = p._idle[0]
+        threading.Timer(0.5, lambda: os.killpg(worker.proc.pid, signal.SIGKILL)).start()
+        start = time.monotonic()
+        res = p.run("import time; time.sleep(20)", timeout=30)
+        assert res.status is ExecStatus.KILLED and "died" in res.reason and time.monotonic() - start < 10
+        assert p.run("print('next')").stdout == "next\n"
+
+
+def test_hung_worker_is_killed_at_the_host_deadline():
+    import os
+    import signal
+    import time
+
+    with sandbox.Pool(1) as p:
+        p.run("pass")
+        for pid in _tree(p._idle[0].proc.pid):
+            os.kill(pid, signal.SIGSTOP)  # the worker can no longer enforce anything itself
+        start = time.monotonic()
+        res = p.run("print(1)", timeout=0.5)
+        assert res.status is ExecStatus.TIMEOUT and "did not answer" in res.reason
+        assert time.monotonic() - start < 0.5 + sandbox._pool.GRACE + 5
+        assert p.run("print('next')").stdout == "next\n"
