@@ -34,8 +34,8 @@ def _trees(gold: str, pred: str, opts: Options) -> tuple[Any, Any]:
         # "x = 1/2" against "x = 50%": the same variable named on both sides, compare values
         if not _is_equation(g_clean[g_lhs.end():]) and not _is_equation(p_clean[p_lhs.end():]):
             g_eq = p_eq = False
-    gt = prepare(gold, units=opts.units, other_is_eq=p_eq)
-    pt = prepare(pred, units=opts.units, other_is_eq=g_eq)
+    gt = prepare(g_clean, units=opts.units, other_is_eq=p_eq, cleaned=True)
+    pt = prepare(p_clean, units=opts.units, other_is_eq=g_eq, cleaned=True)
     return gt, pt
 
 

@@ -147,20 +147,22 @@ def _strip_units(s: str) -> str:
 
 def clean(s: str, *, units: bool = False) -> str:
     """Light normalisation before any parsing: delimiters, boxes, text macros, spacing."""
-    s = unicodedata.normalize("NFKC", s).translate(_UNICODE)
+    if not s.isascii():
+        s = unicodedata.normalize("NFKC", s).translate(_UNICODE)
     if "####" in s:
         s = s.rsplit("####", 1)[1]
-    s = _last_boxed(s)
-    s = _strip_macro_braces(s, _UNWRAP)
-    s = _DROP.sub(" ", s)
-    if _TRIG.search(s):  # sin 60° is sin(60 pi/180); a bare 60° answers 60
-        s = _DEGREE_NUM.sub(r"(\\frac{\1\\pi}{180})", s)
-    s = _DEGREE.sub("", s)
-    s = _FRACS.sub(r"\\frac", s)
-    s = _BARE_SQRT.sub(r"\\sqrt{\1}", s)
-    s = _BARE_FRAC.sub(r"\\frac{\1}{\2}", s)
-    s = _BARE_SUB.sub(r"\\log_{\1}", s)  # TeX: "\\log_3 81" has subscript 3 only
-    s = s.replace("\\%", "%").replace("\\neq", "\\ne ").replace("\\leq", "\\le ").replace("\\geq", "\\ge ")
+    if "\\" in s or "$" in s or "~" in s or "{" in s or "^" in s:  # plain numbers skip this
+        s = _last_boxed(s)
+        s = _strip_macro_braces(s, _UNWRAP)
+        s = _DROP.sub(" ", s)
+        if _TRIG.search(s):  # sin 60° is sin(60 pi/180); a bare 60° answers 60
+            s = _DEGREE_NUM.sub(r"(\\frac{\1\\pi}{180})", s)
+        s = _DEGREE.sub("", s)
+        s = _FRACS.sub(r"\\frac", s)
+        s = _BARE_SQRT.sub(r"\\sqrt{\1}", s)
+        s = _BARE_FRAC.sub(r"\\frac{\1}{\2}", s)
+        s = _BARE_SUB.sub(r"\\log_{\1}", s)  # TeX: "\\log_3 81" has subscript 3 only
+        s = s.replace("\\%", "%").replace("\\neq", "\\ne ").replace("\\leq", "\\le ").replace("\\geq", "\\ge ")
     s = " ".join(s.split())
     s = s.strip().rstrip(".").strip()
     if s.lower().startswith(("answer:", "answer is")):
@@ -247,10 +249,14 @@ def _scalar(s: str, other_is_eq: bool) -> Any:
     return ("expr", s, percent)
 
 
-def prepare(s: str, *, units: bool = False, other_is_eq: bool = False, depth: int = 0) -> Any:
-    """Turn an answer string into the tuple tree described in the module docstring."""
+def prepare(s: str, *, units: bool = False, other_is_eq: bool = False, depth: int = 0, cleaned: bool = False) -> Any:
+    """Turn an answer string into the tuple tree described in the module docstring.
+
+    ``cleaned=True`` says ``s`` already went through :func:`clean` (with the same ``units``).
+    """
     if depth == 0:
-        s = clean(s, units=units)
+        if not cleaned:
+            s = clean(s, units=units)
         if not other_is_eq:
             s = _IN.sub("", _LHS.sub("", s, count=1), count=1).strip()
     if _THOUSANDS.fullmatch(s) or _SPACED.fullmatch(s):
