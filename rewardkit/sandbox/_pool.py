@@ -17,6 +17,7 @@ import json
 import os
 import selectors
 import shlex
+import shutil
 import signal
 import struct
 import subprocess
@@ -98,7 +99,9 @@ class _Worker:
             os.write(w, program)
             os.close(w)
         argv, self.tmpdir = backend.command(tmp_mb, seccomp_fd, preload)
-        self.cgroup = Cgroup.create((memory_mb + tmp_mb + 256) << 20, max_pids) if backend.isolating else None
+        self.cgroup = None
+        if backend.isolating and (backend.drop_to is None or shutil.which("setpriv")):
+            self.cgroup = Cgroup.create((memory_mb + tmp_mb + 256) << 20, max_pids)
         kwargs: dict[str, Any] = {}
         if self.cgroup is not None:
             # A tiny shell joins the cgroup, then becomes the sandbox: nothing forks first.
@@ -345,10 +348,12 @@ class _Batch:
         self.workers.append(worker)
         self.sel.register(worker.fileno(), selectors.EVENT_READ, worker)
 
-    def _retire(self, worker: _Worker, replace: bool) -> None:
+    def _retire(self, worker: _Worker, replace: bool, abnormal: bool = False) -> None:
         self.sel.unregister(worker.fileno())
         self.workers.remove(worker)
         worker.kill()
+        if abnormal:  # whatever it left behind was reparented to us: kill and reap it
+            reap_orphans()
         if replace and self.pending and self.start_failures < 3:
             self._add(None)
         else:
@@ -426,7 +431,7 @@ class _Batch:
         w.current, w.deadline = None, None
         w.tasks += 1
         if msg.get("anomaly") or w.tasks >= self.pool.max_tasks:
-            self._retire(w, replace=True)
+            self._retire(w, replace=True, abnormal=bool(msg.get("anomaly")))
 
     def _on_dead(self, w: _Worker) -> None:
         if w.current is not None:
@@ -435,7 +440,7 @@ class _Batch:
             w.current = None
         elif w.hello is None:
             self.start_failures += 1
-        self._retire(w, replace=True)
+        self._retire(w, replace=True, abnormal=True)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -449,4 +454,4 @@ class _Batch:
                 w.current = None
             else:
                 self.start_failures += 1
-            self._retire(w, replace=True)
+            self._retire(w, replace=True, abnormal=True)
