@@ -123,6 +123,7 @@ def _child(req, workdir, fds, pid1):
         os.environ.clear()
         os.environ.update(req.get("env") or {})
         os.environ["HOME"] = workdir
+        os.environ["TMPDIR"] = os.path.dirname(workdir)  # the sandbox's /tmp, or the unsafe base
     except BaseException:
         os._exit(126)
     status = 0
