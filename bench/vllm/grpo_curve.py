@@ -2,8 +2,8 @@
 
     PYTHONPATH=.:trainer python bench/vllm/grpo_curve.py --steps 10
 
-Runs the embedded demo config (SmolLM2-135M-Instruct, LoRA r=16, 4 prompts x 8 samples x
-64 tokens, basic arithmetic, `math` rubric) once with ``rollout_engine="hf"`` and once with
+Runs the embedded demo config (SmolLM2-135M-Instruct, LoRA r=16, by default 4 prompts x 8
+samples x 64 tokens, basic arithmetic, `math` rubric) once with ``rollout_engine="hf"`` and once with
 ``"vllm"`` from the same seed, and prints per-step reward and seconds side by side plus
 the medians. Writes bench/results/vllm_grpo.json. Limits: one run per engine and few
 steps: the curves can only be compared within the noise of sampling (different samplers
@@ -23,14 +23,15 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def run(engine: str, steps: int, out_root: Path) -> list[dict]:
+def run(engine: str, steps: int, out_root: Path, **overrides) -> list[dict]:
     from rewardkit_trainer.cli import demo_config_path
     from rewardkit_trainer.config import load_config
     from rewardkit_trainer.trainer import GRPOTrainer
 
     out = out_root / engine
     config = load_config(demo_config_path(), max_steps=steps, output_dir=str(out), rollout_engine=engine,
-                         progress=False, report_to=["jsonl"], save_merged=False, log_completions=0)
+                         progress=False, report_to=["jsonl"], save_merged=False, log_completions=0,
+                         **overrides)
     trainer = GRPOTrainer(config)
     trainer.train(evaluate=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -41,12 +42,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--engines", default="hf,vllm")
+    ap.add_argument("--prompts-per-step", type=int, default=4)
+    ap.add_argument("--generations", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--out", default="bench/results/vllm_grpo.json")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for engine in args.engines.split(","):
-            results[engine] = run(engine, args.steps, Path(tmp))
+            results[engine] = run(engine, args.steps, Path(tmp), prompts_per_step=args.prompts_per_step,
+                                  num_generations=args.generations, max_completion_length=args.tokens)
             print(engine, [round(r.get("reward/mean", float("nan")), 3) for r in results[engine]], flush=True)
     keys = ("reward/mean", "step_seconds", "rollout_seconds", "tokens_per_s")
     print("\n| engine | " + " | ".join(f"median {k}" for k in keys) + " | mean reward, last half |")

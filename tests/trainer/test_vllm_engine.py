@@ -247,8 +247,13 @@ def test_hostile_prompts_raise_cleanly_and_leave_engine_usable(full):
 
 @pytest.mark.vllm
 def test_engine_gives_torch_threads_back(full):
-    # vLLM-CPU replaces torch.set_num_threads with a no-op; the trainer shares the process
+    # vLLM-CPU replaces torch.set_num_threads with a no-op and pins 1 thread; the trainer
+    # shares the process, so the engine restores both (and uses 1 only while sampling)
+    _, engine = full
     assert torch.set_num_threads.__module__ == "torch"
+    torch.set_num_threads(2)
+    engine.generate(PROMPTS[:1], GREEDY)
+    assert torch.get_num_threads() == 2
 
 
 @pytest.mark.vllm

@@ -30,11 +30,13 @@ Limits: one engine per process; tensor parallelism is not wired; sleep mode need
 (on CPU it is refused by vLLM, so it is skipped with one log line); DoRA adapters and
 ``fan_in_fan_out`` layers are merged through peft's own delta, other peft tuners are
 refused. On CPU, vLLM pins the process's torch threads to 1 and disables
-``torch.set_num_threads``; the engine puts both back after start so training is not slowed.
+``torch.set_num_threads``; the engine puts both back after start so training is not slowed,
+and drops to one thread only while it samples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -212,7 +214,7 @@ class VLLMEngine(RolloutEngine):
         self._lora_request: Any = None
         self._asleep = False
         self._sleeping: set[str] = set()
-        cuda = next(model.parameters()).device.type == "cuda"
+        self.cuda = cuda = next(model.parameters()).device.type == "cuda"
         self.sleep_enabled = bool(getattr(config, "vllm_enable_sleep_mode", False)) and cuda
         if getattr(config, "vllm_enable_sleep_mode", False) and not cuda:
             log.warning("vLLM sleep mode needs CUDA; running without it on %s", next(model.parameters()).device)
@@ -293,7 +295,8 @@ class VLLMEngine(RolloutEngine):
                 ignore_eos=self.ignore_eos,
             ))
             requests.append({"prompt_token_ids": [int(t) for t in ids]})
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
+        with self._serving_threads():
+            outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
         completion_ids, logprobs, truncated = [], [], []
         for out in outputs:
             for sample in sorted(out.outputs, key=lambda s: s.index):
@@ -312,6 +315,23 @@ class VLLMEngine(RolloutEngine):
             logprobs=logprobs,
             stats={"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / max(seconds, 1e-9)},
         )
+
+    @contextlib.contextmanager
+    def _serving_threads(self) -> Iterator[None]:
+        """On CPU, sample with one torch thread (vLLM's own choice), train with all of them.
+
+        Measured on 2 shared cores: 2.5-6x more tokens/s with 1 thread than with 2 (OpenMP
+        spin-waits between vLLM's many small ops). An explicit OMP_NUM_THREADS is respected.
+        """
+        if self.cuda or "OMP_NUM_THREADS" in os.environ:
+            yield
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     def _check_prompts(self, prompt_ids: Sequence[Sequence[int]], max_tokens: int) -> None:
         # fail before vLLM does: its errors come from deep in the renderer, one per request
