@@ -105,3 +105,17 @@ def test_hostile_reward_functions_do_not_stop_training(tmp_path):
     trainer = GRPOTrainer(cfg, model=tiny_model(tok), tokenizer=tok, rubric=rubric, train_rows=ROWS, eval_rows=[])
     metrics = trainer.train_step()
     assert math.isfinite(metrics["reward/mean"]) and math.isfinite(metrics["loss"])
+
+
+def test_self_sft_targets_teach_format_from_own_answers(tmp_path):
+    from rewardkit.scorers import Format
+
+    from rewardkit_trainer.sft import self_targets, sft_warm_start
+
+    tok = tiny_tokenizer()
+    cfg = _config(tmp_path, sft_steps=3, sft_targets="self", sft_examples=4, per_device_train_batch_size=4)
+    trainer = GRPOTrainer(cfg, model=tiny_model(tok), tokenizer=tok, rubric=count_a, train_rows=ROWS, eval_rows=[])
+    targets = self_targets(trainer, ROWS[:3])
+    assert len(targets) == 3 and all(Format(style="strict").score(t).value == 1.0 for t in targets)
+    losses = sft_warm_start(trainer)
+    assert len(losses) == 3 and losses[-1] < losses[0]

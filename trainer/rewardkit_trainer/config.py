@@ -105,6 +105,8 @@ class GRPOConfig:
     # SFT warm start ------------------------------------------------------------------
     sft_steps: int = 0
     sft_learning_rate: float = 1e-4
+    sft_examples: int = 32  # distinct rows the warm start cycles over
+    sft_targets: str = "gold"  # gold: "The answer is <gold>"; self: the model's own answers, formatted
 
     # rollout -------------------------------------------------------------------------
     rollout_engine: str = "hf"  # hf | vllm | auto
@@ -212,12 +214,12 @@ def _validate(cfg: GRPOConfig) -> None:
     ints = ("num_generations", "max_prompt_length", "max_completion_length", "top_k", "num_iterations",
             "per_device_train_batch_size", "gradient_accumulation_steps", "prompts_per_step", "max_steps",
             "logging_steps", "save_steps", "seed", "lora_r", "lora_alpha", "dataset_size", "eval_size",
-            "eval_k", "sft_steps", "warmup_steps", "reward_workers", "log_completions", "vllm_sleep_level")
+            "eval_k", "sft_steps", "sft_examples", "warmup_steps", "reward_workers", "log_completions", "vllm_sleep_level")
     _int(cfg, *ints)
     _positive(cfg, "num_generations", "max_prompt_length", "max_completion_length", "num_iterations",
               "per_device_train_batch_size", "gradient_accumulation_steps", "prompts_per_step",
               "logging_steps", "learning_rate", "temperature", "lora_r", "lora_alpha", "dataset_size",
-              "eval_k", "vllm_importance_sampling_cap", "sft_learning_rate")
+              "eval_k", "vllm_importance_sampling_cap", "sft_learning_rate", "sft_examples")
     _positive(cfg, "max_steps", "save_steps", "top_k", "beta", "epsilon", "max_grad_norm", "eval_size",
               "sft_steps", "warmup_steps", "reward_workers", "weight_decay", "lora_dropout",
               "log_completions", allow_zero=True)
@@ -234,6 +236,7 @@ def _validate(cfg: GRPOConfig) -> None:
     if cfg.vllm_sleep_level not in (1, 2):
         raise invalid("vllm_sleep_level", cfg.vllm_sleep_level, "must be 1 or 2")
     _choice(cfg, "loss_type", LOSS_TYPES)
+    _choice(cfg, "sft_targets", ("gold", "self"))
     _choice(cfg, "scale_rewards", SCALE_REWARDS)
     _choice(cfg, "optimizer", ("adamw", "adamw_8bit"))
     _choice(cfg, "lr_scheduler_type", ("constant", "linear", "cosine"))
