@@ -77,3 +77,21 @@ def test_worker_is_killed_at_the_deadline():
     status, reason = math_verdict(r"\sqrt{7}", r"\sqrt{11} + x - x", timeout=0.001)
     assert status == "timeout" and "0.001" in reason
     assert math_verdict(r"\sqrt{7}", r"\sqrt{11}")[0] == "wrong"
+
+
+def test_verifier_reports_timeout_with_the_wrong_reward():
+    v = MathEquivalence(timeout=0.001, wrong_reward=-1.0)
+    score = v.score(r"<answer>\sqrt{13} + y - y</answer>", answer=r"\sqrt{17}")
+    assert score.status is Status.TIMEOUT and score.value == -1.0
+
+
+def test_a_closed_pool_leaves_no_process_behind():
+    from rewardkit._math.pool import Pool
+
+    pool = Pool(1)
+    assert pool.run({"g": r"\sqrt{4}", "p": "2", "o": {}}, timeout=30.0)["s"] == "ok"
+    (worker,) = pool._idle
+    pool.close()
+    assert worker.proc.poll() is not None  # killed and reaped
+    with pytest.raises(RuntimeError):
+        pool.run({"g": "1", "p": "1", "o": {}}, timeout=1.0)
