@@ -282,6 +282,16 @@ def test_invalid_config_raises_before_building(kw):
         VLLMEngine(tiny_model(), tiny_tokenizer(), config(**kw))
 
 
+@pytest.mark.vllm
+def test_failed_start_leaves_no_exported_weights(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_model(), LoraConfig(r=600, target_modules=["q_proj"]))
+    with pytest.raises(InvalidArgument, match="r=600"):
+        VLLMEngine(model, tiny_tokenizer(), config(vllm_lora_sync="adapter", output_dir=str(tmp_path)))
+    assert not (tmp_path / "vllm_model").exists()
+
+
 def test_hf_weights_merges_lora_without_touching_the_policy():
     model = tiny_lora()
     before = {n: p.clone() for n, p in model.named_parameters()}

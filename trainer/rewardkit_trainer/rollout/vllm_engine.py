@@ -225,10 +225,15 @@ class VLLMEngine(RolloutEngine):
             self._root = Path(output_dir) / "vllm_model"
         else:
             self._root = Path(tempfile.mkdtemp(prefix="rewardkit-vllm-"))
-        _export_hf_folder(model, tokenizer, self._root / "base", merged=self.lora_sync != "adapter")
-        self.llm = self._build_llm(model, config, dtype, cuda, llm_kwargs)
-        if self.lora_sync == "adapter":
-            self._save_adapter(model)
+        self.llm = None
+        try:
+            _export_hf_folder(model, tokenizer, self._root / "base", merged=self.lora_sync != "adapter")
+            self.llm = self._build_llm(model, config, dtype, cuda, llm_kwargs)
+            if self.lora_sync == "adapter":
+                self._save_adapter(model)
+        except BaseException:
+            self.close()  # leave no exported weights behind
+            raise
 
     def _build_llm(self, model: Any, config: Any, dtype: Any, cuda: bool, extra: dict) -> Any:
         # colocated: in-process engine so that weight sync passes tensors by reference
@@ -281,7 +286,9 @@ class VLLMEngine(RolloutEngine):
         for i, ids in enumerate(prompt_ids):
             # a distinct seed per request: duplicate prompts in a batch must not share samples
             # (vLLM gives the G children seed, seed+1, ...)
-            seed = None if params.seed is None else (params.seed * 1_000_003 + (call * len(prompt_ids) + i) * group) % (2**31)
+            seed = None
+            if params.seed is not None:
+                seed = (params.seed * 1_000_003 + (call * len(prompt_ids) + i) * group) % (2**31)
             sampling.append(VSamplingParams(
                 n=group,
                 temperature=params.temperature,
