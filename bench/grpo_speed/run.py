@@ -334,14 +334,16 @@ def main() -> None:
     start = time.perf_counter()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="grpo_speed_"))  # per-section files; only two land in --out
     results: dict = {}
+    logs: dict = {}
     for name in a.sections.split(","):
         limit = SECTIONS[name][3] * (3 if a.smoke else 1)
         left = a.budget - (time.perf_counter() - start)
         if left < min(limit, 60):
             results[name] = {"error": f"skipped: {left:.0f} s of the budget left"}
             continue
-        res = out / f"{name}.json"
+        res = work / f"{name}.json"
         print(f"== {name} (limit {min(limit, left):.0f} s)", flush=True)
         cmd = [sys.executable, __file__, "--child", name, "--result", str(res)] + (["--smoke"] if a.smoke else [])
         t0 = time.perf_counter()
@@ -352,7 +354,7 @@ def main() -> None:
         except subprocess.TimeoutExpired as exc:
             log, ok = f"{exc.stdout or ''}{exc.stderr or ''}", False
             log = log if isinstance(log, str) else str(log)
-        (out / f"{name}.log").write_text(log)
+        logs[name] = log[-6000:]
         if ok:
             results[name] = json.loads(res.read_text())
         else:
@@ -360,7 +362,7 @@ def main() -> None:
             results[name] = {"error": f"failed after {time.perf_counter() - t0:.0f} s: {tail}"}
         print("\n".join(log.strip().splitlines()[-6:]), flush=True)
     dev = device_name()
-    (out / "grpo_speed.json").write_text(json.dumps({"device": dev, "results": results}, indent=1))
+    (out / "grpo_speed.json").write_text(json.dumps({"device": dev, "results": results, "logs": logs}, indent=1))
     text = table(results, dev)
     (out / "table.md").write_text(text + "\n")
     print(text)
