@@ -99,7 +99,7 @@ def _child(req, workdir, fds, pid1):
                 except OSError:
                     pass
         os.closerange(len(high), MAXFD)
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGPIPE, signal.SIGINT):  # the worker ignores these; the task must not
             signal.signal(sig, signal.SIG_DFL)
         mem = int(req["memory_mb"]) << 20
         cpu = int(req["timeout"]) + 1
@@ -114,14 +114,14 @@ def _child(req, workdir, fds, pid1):
             limits.append((resource.RLIMIT_NPROC, int(req["max_procs"])))
         for which, value in limits:
             resource.setrlimit(which, (value, value))
-        try:
-            with open("/proc/self/oom_score_adj", "w") as f:  # the OOM killer picks us, not the worker
-                f.write("1000")
+        try:  # the OOM killer picks the task, not the worker (raw os calls: they are cheap)
+            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+            os.write(fd, b"1000")
+            os.close(fd)
         except OSError:
             pass
         os.chdir(workdir)
-        os.environ.clear()
-        os.environ.update(req.get("env") or {})
+        os.environ.update(req.get("env") or {})  # the worker's own environment was emptied
         os.environ["HOME"] = workdir
         os.environ["TMPDIR"] = os.path.dirname(workdir)  # the sandbox's /tmp, or the unsafe base
     except BaseException:
@@ -400,11 +400,13 @@ def _remove(path):
 
 
 def main():
+    debug = os.environ.get("RK_SANDBOX_DEBUG") == "1"
+    os.environ.clear()  # once here, so each child only adds its allow-list
     rd, wr = os.dup(0), os.dup(1)
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1):
         os.dup2(devnull, fd)
-    if os.environ.get("RK_SANDBOX_DEBUG") != "1":
+    if not debug:
         os.dup2(devnull, 2)
     os.close(devnull)
     _prctl(PR_SET_DUMPABLE, 0)  # no ptrace or /proc/<pid>/mem from the tasks
