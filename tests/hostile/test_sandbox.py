@@ -61,6 +61,32 @@ def _sandbox_processes(pool) -> list[int]:
     return found
 
 
+def _stray_nobody_processes() -> list[int]:
+    """Our descendants of the sandbox uid that are not below a live worker.
+
+    (We are a child subreaper, so anything that escaped a worker's tree lands below us.
+    Processes of other programs on the machine are not looked at.)
+    """
+    from rewardkit.sandbox import _pool
+
+    parents = _ppid_map()
+    me = os.getpid()
+    stray = []
+    for pid in parents:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        chain, p = [], pid
+        while p in parents and p != me and len(chain) < 64:
+            chain.append(p)
+            p = parents[p]
+        if uid == NOBODY and p == me and not set(chain) & _pool._live_pids:
+            stray.append(pid)
+    return stray
+
+
 @pytest.fixture
 def contained(pool, tmp_path):
     """Run hostile code; afterwards assert the four containment properties."""
@@ -77,6 +103,7 @@ def contained(pool, tmp_path):
     while len(_sandbox_processes(pool)) > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(_sandbox_processes(pool)) <= baseline, "a sandboxed process survived the task"
+    assert not _stray_nobody_processes(), "a process of the sandbox uid escaped its worker"
     assert not marker.exists(), "the sandbox wrote to the host's /tmp"
     after = pool.run("print('still works')")
     assert after.ok and after.stdout == "still works\n"
