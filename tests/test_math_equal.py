@@ -179,3 +179,19 @@ def test_warm_starts_ready_workers():
     MathEquivalence.warm()
     pool = default_pool()
     assert pool._count == pool.size and all(w.ready for w in pool._idle)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred", "equal"),
+    [
+        (r"\begin{pmatrix} 1 \\ -2 \end{pmatrix}", "(1, -2)", True),
+        (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{bmatrix} 1 & 2 \\ 3 & 4 \end{bmatrix}", True),
+        (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{pmatrix} 1 & 3 \\ 2 & 4 \end{pmatrix}", False),
+        ("1011_2", "1011_{2}", True),
+        ("1011_2", "11", True),  # the same number, written in base 10
+        ("1011_2", "10112", False),  # not Python's 1_000 digit grouping
+        ("a_{12}", "10", False),  # a subscripted variable is not a base-12 numeral
+    ],
+)
+def test_matrices_and_base_numerals(gold, pred, equal):
+    assert math_equal(gold, pred) is equal, math_verdict(gold, pred)

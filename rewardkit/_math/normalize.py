@@ -58,6 +58,7 @@ _DEGREE_NUM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\degree
 _FRACS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _BARE_SQRT = re.compile(r"\\sqrt\s*(\d|[A-Za-z](?![A-Za-z]))")
 _BARE_FRAC = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]{0,40}\})?(.*?)\\end\{\1\}", re.S)
 _BARE_SUB = re.compile(r"\\log\s*_\s*(\d)")
 _LHS = re.compile(r"^\s*(?:[A-Za-z](?:_\{?[A-Za-z0-9]{1,8}\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*=(?!=)")
 _IN = re.compile(r"^\s*[A-Za-z]\s*\\in(?![A-Za-z])")
@@ -126,6 +127,17 @@ def _last_boxed(s: str) -> str:
     return s  # unclosed: leave as is
 
 
+def _matrix_as_tuple(m: re.Match[str]) -> str:
+    """``\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}`` -> ``(1, 2)``; a 2x2 -> ``((a, b), (c, d))``."""
+    rows = [r.strip() for r in m.group(2).split("\\\\") if r.strip()]
+    cells = [[c.strip() for c in r.split("&")] for r in rows]
+    if all(len(r) == 1 for r in cells):
+        return "(" + ", ".join(r[0] for r in cells) + ")"
+    if len(cells) == 1:
+        return "(" + ", ".join(cells[0]) + ")"
+    return "(" + ", ".join("(" + ", ".join(r) + ")" for r in cells) + ")"
+
+
 def _strip_units(s: str) -> str:
     words = s.split()
     while len(words) > 1:
@@ -153,6 +165,8 @@ def clean(s: str, *, units: bool = False) -> str:
         s = s.rsplit("####", 1)[1]
     if "\\" in s or "$" in s or "~" in s or "{" in s or "^" in s:  # plain numbers skip this
         s = _last_boxed(s)
+        if "\\begin" in s:
+            s = _MATRIX.sub(_matrix_as_tuple, s)
         s = _strip_macro_braces(s, _UNWRAP)
         s = _DROP.sub(" ", s)
         if _TRIG.search(s):  # sin 60° is sin(60 pi/180); a bare 60° answers 60
@@ -289,6 +303,7 @@ def prepare(s: str, *, units: bool = False, other_is_eq: bool = False, depth: in
 # --- the fast path: exact rationals, no sympy --------------------------------------------
 _DEC = r"(?:\d+\.\d*|\.\d+|\d+)"
 _NUM = re.compile(rf"([+-]?)({_DEC})(?:[eE]([+-]?\d{{1,6}}))?")
+_BASE = re.compile(r"([+-]?)([0-9][0-9A-Za-z]{0,63})_\{?([2-9]|[12]\d|3[0-6])\}?")
 _SLASH = re.compile(rf"([+-]?)({_DEC})\s*/\s*({_DEC})")
 _FRAC = re.compile(r"([+-]?)\\frac\s*(?:\{\s*([+-]?" + _DEC + r")\s*\}|(\d))\s*(?:\{\s*([+-]?" + _DEC + r")\s*\}|(\d))")
 _MIXED = re.compile(rf"([+-]?)(\d+)\s*(?:\s(\d+)\s*/\s*(\d+)|\\frac\s*\{{\s*(\d+)\s*\}}\s*\{{\s*(\d+)\s*\}})")
@@ -325,6 +340,13 @@ def parse_number(s: str, _depth: int = 0) -> Fraction | None:
             if p is None:
                 return None
             v *= p
+        return -v if m.group(1) == "-" else v
+    m = _BASE.fullmatch(s)
+    if m:  # 1011_2: a numeral in base 2..36
+        try:
+            v = Fraction(int(m.group(2), int(m.group(3))))
+        except ValueError:
+            return None
         return -v if m.group(1) == "-" else v
     m = _SLASH.fullmatch(s)
     if m:

@@ -94,6 +94,8 @@ def _nesting(text: str) -> int:
 def _parse_plain(text: str) -> Any:
     if not _PLAIN_OK.fullmatch(text) or _ATTR.search(text):
         raise Unparseable("characters outside the allow-list")
+    if re.search(r"\d_", text):  # Python would read 1_000 as 1000, and 1011_2 as 10112
+        raise Unparseable("digit before '_' (a base-b numeral?)")
     if _BIG_LITERAL.search(text):
         raise Unparseable("number literal too large")
     for name in _IDENT.findall(text):

@@ -74,14 +74,15 @@ def test_a_stuck_comparison_times_out_and_the_pool_recovers():
 
 
 def test_worker_is_killed_at_the_deadline():
-    status, reason = math_verdict(r"\sqrt{7}", r"\sqrt{11} + x - x", timeout=0.001)
+    # the LaTeX parser plus a numeric integral take far longer than a millisecond
+    status, reason = math_verdict(r"\sqrt{7}", r"\int_{0}^{1} x^{7} \sin(x) \, dx", timeout=0.001)
     assert status == "timeout" and "0.001" in reason
     assert math_verdict(r"\sqrt{7}", r"\sqrt{11}")[0] == "wrong"
 
 
 def test_verifier_reports_timeout_with_the_wrong_reward():
     v = MathEquivalence(timeout=0.001, wrong_reward=-1.0)
-    score = v.score(r"<answer>\sqrt{13} + y - y</answer>", answer=r"\sqrt{17}")
+    score = v.score(r"<answer>\int_{0}^{2} y^{5} \cos(y) \, dy</answer>", answer=r"\sqrt{17}")
     assert score.status is Status.TIMEOUT and score.value == -1.0
 
 
