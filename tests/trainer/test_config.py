@@ -102,3 +102,19 @@ def test_examples_are_valid():
     examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
     for path in examples:
         load_config(path)
+
+
+def test_cli_reports_bad_config_with_exit_code_2(tmp_path, capsys):
+    from rewardkit_trainer.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text('loss_type = "ppo"\n')
+    assert main([str(path)]) == 2
+    assert "loss_type='ppo' must be one of" in capsys.readouterr().err
+
+
+def test_cli_needs_config_or_demo():
+    from rewardkit_trainer.cli import main
+
+    with pytest.raises(SystemExit):
+        main([])
