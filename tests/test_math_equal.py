@@ -195,3 +195,18 @@ def test_warm_starts_ready_workers():
 )
 def test_matrices_and_base_numerals(gold, pred, equal):
     assert math_equal(gold, pred) is equal, math_verdict(gold, pred)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred", "equal"),
+    [
+        (r"(2, \infty)", "x > 2", True),
+        (r"(2, \infty)", r"x \ge 2", False),
+        (r"[-1, 3]", r"-1 \le x \le 3", True),
+        (r"[-1, 3)", r"-1 \le x \le 3", False),
+        (r"(-\infty, 5]", r"y \leq 5", True),
+        ("x < 3", "(3, 4)", False),
+    ],
+)
+def test_inequalities_against_intervals(gold, pred, equal):
+    assert math_equal(gold, pred) is equal, math_verdict(gold, pred)

@@ -11,6 +11,7 @@ otherwise it returns ``None`` and the caller sends the pair to a worker.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .compare import Options, compare_trees, fast_scalar
@@ -19,6 +20,7 @@ from .normalize import _LHS, clean, prepare
 __all__ = ["fast_verdict", "full_verdict", "Verdict"]
 
 Verdict = tuple[str, str]
+_REL = re.compile(r"\\[lg]eq?(?![A-Za-z])|\\[lg]t(?![A-Za-z])|<=|>=|<|>")
 
 
 def _is_equation(text: str) -> bool:
@@ -46,12 +48,25 @@ def _empty(tree: Any) -> bool:
     return not items or any(_empty(t) for t in items)
 
 
+def _relation_and_interval(gt: Any, pt: Any) -> tuple[Any, Any, bool] | None:
+    """``(relation, interval, gold_is_relation)`` when one side is an inequality and the
+    other an interval such as ``(2, \\infty)``; else None."""
+    for rel, seq, gold_rel in ((gt, pt, True), (pt, gt, False)):
+        if rel[0] == "expr" and seq[0] == "seq" and len(seq[3]) == 2 and seq[1] in "([" and seq[2] in ")]":
+            if any(op in rel[1] for op in ("<", ">", "\\le", "\\ge", "\\lt", "\\gt")):
+                if all(item[0] == "expr" for item in seq[3]):
+                    return rel, seq, gold_rel
+    return None
+
+
 def fast_verdict(gold: str, pred: str, opts: Options) -> Verdict | None:
     gt, pt = _trees(gold, pred, opts)
     if _empty(pt):
         return ("unparseable", "empty answer after normalisation")
     if _empty(gt):
         return ("error", "empty gold answer after normalisation")
+    if _relation_and_interval(gt, pt) is not None:
+        return None  # "x > 2" against "(2, \\infty)": sympy's sets decide
     r = compare_trees(gt, pt, fast_scalar(opts))
     if r is True:
         return ("ok", "equal")
@@ -100,8 +115,27 @@ def full_verdict(gold: str, pred: str, opts: Options) -> Verdict:
         cands_b = [b, b / 100] if p[2] and opts.percent else [b]
         return any(sy.scalar_equal(x, y, opts.rel_tol, opts.abs_tol) for x in cands_a for y in cands_b)
 
+    def as_sets(found: tuple[Any, Any, bool]) -> bool:
+        rel, seq, gold_rel = found
+        rel_bad, seq_bad = (_GoldBad, _PredBad) if gold_rel else (_PredBad, _GoldBad)
+        parts, ops = _REL.split(rel[1]), _REL.findall(rel[1])
+        if len(ops) == 2:  # "-1 \\le x \\le 3": two relations, intersected
+            texts = [f"{parts[0]} {ops[0]} {parts[1]}", f"{parts[1]} {ops[1]} {parts[2]}"]
+        else:
+            texts = [rel[1]]
+        relations = [load(t, rel_bad) for t in texts]
+        low, high = (load(item[1], seq_bad) for item in seq[3])
+        if any(not isinstance(r, sy.Relational) or len(r.free_symbols) != 1 for r in relations):
+            return False
+        solution = relations[0].as_set()
+        for r in relations[1:]:
+            solution = solution & r.as_set()
+        interval = sy.sp.Interval(low, high, left_open=seq[1] == "(", right_open=seq[2] == ")")
+        return bool(solution == interval)
+
     try:
-        r = compare_trees(gt, pt, scalar)
+        found = _relation_and_interval(gt, pt)
+        r = as_sets(found) if found is not None else compare_trees(gt, pt, scalar)
     except _PredBad as exc:
         return ("unparseable", f"prediction: {exc}")
     except _GoldBad as exc:

@@ -39,7 +39,7 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
-__all__ = ["Unparseable", "TooLarge", "parse", "bounded_eval", "scalar_equal", "MAX_DIGITS"]
+__all__ = ["Unparseable", "TooLarge", "Relational", "parse", "bounded_eval", "scalar_equal", "MAX_DIGITS", "sp"]
 
 MAX_DIGITS = 20_000
 MAX_LEN = 600
