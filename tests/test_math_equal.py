@@ -114,6 +114,8 @@ def test_invalid_configuration(kwargs, field):
 def test_math_equal_rejects_bad_options():
     with pytest.raises(InvalidArgument, match="rel_tol"):
         math_equal("1", "1", rel_tol=-0.1)
+    with pytest.raises(InvalidArgument, match="options"):
+        math_equal("1", "1", tolerance=0.1)
 
 
 def test_verifier_scores_and_statuses():

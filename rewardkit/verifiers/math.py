@@ -117,7 +117,10 @@ def math_verdict(gold: Any, prediction: Any, **options: Any) -> tuple[str, str]:
     word such as "cm" or "dollars" when True), ``percent`` (True: ``12%`` also equals
     ``0.12``), ``timeout`` (5 s per hard comparison), ``max_length`` (1000 characters).
     """
-    opts, timeout, max_length = _options(**options)
+    try:
+        opts, timeout, max_length = _options(**options)
+    except TypeError as exc:
+        raise invalid("options", sorted(options), f"has an unknown option ({exc})") from None
     if gold is None or prediction is None:
         return ("unparseable", "missing answer")
     return _verdict(str(gold), str(prediction), opts, timeout, max_length)
