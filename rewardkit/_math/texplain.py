@@ -4,7 +4,8 @@ Sympy's ANTLR LaTeX parser costs ~20 ms a call; ``parse_expr`` ~1 ms. Most answe
 only a handful of macros, so those are rewritten by string substitution (a brace matcher,
 not a grammar): ``\\frac{a}{b}`` -> ``((a)/(b))``, ``\\sqrt{x}`` -> ``sqrt((x))``,
 ``\\sqrt[n]{x}`` -> ``root((x),(n))``, ``^{e}`` -> ``**(e)``, ``\\pi``, ``\\infty``,
-``\\cdot``, ``\\times``, braces -> parentheses, ``x_{1}`` -> ``x_1``.
+``\\cdot``, ``\\times``, braces -> parentheses, ``x_{1}`` -> ``x_1``, ``\\binom``, and
+``\\sin``/``\\ln``/``\\exp``/... (with a bare argument only when the text has one function).
 
 Anything else (``\\sin``, ``\\log_2``, ``\\binom``, a stray backslash ...) returns ``None``
 and the caller uses the LaTeX parser. The output still passes the ``parse_expr``
@@ -19,6 +20,8 @@ __all__ = ["tex_to_plain"]
 
 _MACRO = re.compile(r"\\([A-Za-z]+|.)")
 _SIMPLE = {"pi": " pi ", "infty": " oo ", "cdot": "*", "times": "*", "div": "/"}
+_FUNCS = {n: n for n in "sin cos tan sec csc cot sinh cosh tanh ln exp log arcsin arccos arctan".split()}
+_FUNC_RE = re.compile(r"\\(?:" + "|".join(_FUNCS) + r")(?![A-Za-z])")
 
 
 class _Fail(Exception):
@@ -62,6 +65,21 @@ def _convert(s: str, depth: int) -> str:
             i = m.end() if m else i + 1
             if name in _SIMPLE:
                 out.append(_SIMPLE[name])
+            elif name in _FUNCS:
+                j = i
+                while j < len(s) and s[j] == " ":
+                    j += 1
+                if j < len(s) and s[j] in "^_":
+                    raise _Fail  # \\sin^2 x, \\log_2 8: the LaTeX parser knows these
+                if (j >= len(s) or s[j] not in "({") and len(_FUNC_RE.findall(s)) > 1:
+                    raise _Fail  # "\\sin x \\cos x": bare arguments are ambiguous in plain syntax
+                out.append(f" {_FUNCS[name]}")
+                if j >= len(s) or s[j] not in "({":
+                    out.append(" ")
+            elif name == "binom":
+                a, i = _group(s, i)
+                b, i = _group(s, i)
+                out.append(f" binomial(({_convert(a, depth + 1)}),({_convert(b, depth + 1)})) ")
             elif name == "frac":
                 a, i = _group(s, i)
                 b, i = _group(s, i)
