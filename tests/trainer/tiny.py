@@ -26,12 +26,12 @@ def tiny_tokenizer():
     return fast
 
 
-def tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
+def tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2, heads: int = 4):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2,
                       max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
                       eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
                       tie_word_embeddings=False)

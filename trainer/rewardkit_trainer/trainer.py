@@ -154,6 +154,9 @@ class GRPOTrainer:
             fixed[b] = entry
         loss_fn = LOSSES[c.loss_type]
         sums: dict[str, float] = {}
+        if use_is:  # how far the sampler is from the trainer: 1.0 means no correction
+            w = [(e["is"].sum() / (e["is"] > 0).sum().clamp(min=1)).item() for e in fixed.values()]
+            sums["is_weight_mean"] = c.num_iterations * sum(w) / len(w)
         count = 0
         self.model.train()
         for _ in range(c.num_iterations):
