@@ -54,7 +54,7 @@ def test_never_raises_nor_overruns(pred, gold):
     start = time.monotonic()
     status, reason = math_verdict(gold, pred, timeout=2.0)
     # the deadline, plus a replacement worker's start-up if an earlier case was killed
-    assert time.monotonic() - start < 2.0 + 8.0
+    assert time.monotonic() - start < 2.0 + 30.0
     assert status in {"ok", "wrong", "unparseable", "timeout", "error"} and isinstance(reason, str)
 
 
