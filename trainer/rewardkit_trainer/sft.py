@@ -42,6 +42,8 @@ def self_targets(trainer: Any, rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for text in texts:
         first = re.split(r"(?<=[.!?])\s|\n", text.strip(), maxsplit=1)[0].strip() or "Let me compute."
+        if len(first) > 60:  # short reasoning keeps rollouts (and the demo) fast
+            first = first[:60].rsplit(" ", 1)[0] + " ..."
         answer = DEFAULT(text) or "0"
         out.append(f"<reasoning>\n{first}\n</reasoning>\n<answer>\n{answer}\n</answer>")
     return out
