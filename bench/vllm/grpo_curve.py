@@ -3,7 +3,8 @@
     PYTHONPATH=.:trainer python bench/vllm/grpo_curve.py --steps 10
 
 Runs the embedded demo config (SmolLM2-135M-Instruct, LoRA r=16, by default 4 prompts x 8
-samples x 64 tokens, basic arithmetic, `math` rubric) once with ``rollout_engine="hf"`` and once with
+samples x 64 tokens, basic arithmetic, `math` rubric; its SFT warm start is switched off so that only
+GRPO steps are timed) once with ``rollout_engine="hf"`` and once with
 ``"vllm"`` from the same seed, and prints per-step reward and seconds side by side plus
 the medians. Writes bench/results/vllm_grpo.json. Limits: one run per engine and few
 steps: the curves can only be compared within the noise of sampling (different samplers
@@ -30,7 +31,7 @@ def run(engine: str, steps: int, out_root: Path, **overrides) -> list[dict]:
 
     out = out_root / engine
     config = load_config(demo_config_path(), max_steps=steps, output_dir=str(out), rollout_engine=engine,
-                         progress=False, report_to=["jsonl"], save_merged=False, log_completions=0,
+                         progress=False, report_to=["jsonl"], save_merged=False, log_completions=0, sft_steps=0,
                          **overrides)
     trainer = GRPOTrainer(config)
     trainer.train(evaluate=False)

@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--parts", default="hf,vllm,bf16,merged,adapter",
                     help="which rows to run (comma-separated subset of the default)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for the transformers row (default: torch's own choice)")
     ap.add_argument("--small", action="store_true", help="tiny random model, 2 x 2 x 16: a smoke run")
     ap.add_argument("--out", default="bench/results/vllm.json")
     args = ap.parse_args()
@@ -166,10 +168,13 @@ def main() -> None:
     results: list[dict] = []
 
     parts = set(args.parts.split(","))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if "hf" in parts:
         hf = HFEngine(model, tok)
         hf.eos_ids = set()  # fixed lengths, as vLLM's ignore_eos
-        results.append({"engine": "transformers (HFEngine), fp32", **timed_rollout(hf, prompts, params)})
+        label = f"transformers (HFEngine), fp32, {torch.get_num_threads()} threads"
+        results.append({"engine": label, **timed_rollout(hf, prompts, params)})
         print(results[-1], flush=True)
     if "vllm" in parts:
         run_vllm("vLLM, fp32, full sync", model, tok, prompts, params, args, results, steps=args.sync_steps)
