@@ -147,10 +147,11 @@ def run_ours(arch: str, smoke: bool, steps: int, out_dir: str) -> dict:
     cfg = GRPOConfig(model="random-init", dtype="bfloat16" if cuda else "float32", use_peft=big,
                      gradient_checkpointing=True, num_generations=8, prompts_per_step=n_prompts,
                      max_prompt_length=p_len, max_completion_length=c_len, beta=0.0, loss_type="dapo",
-                     per_device_train_batch_size=1 if big else (8 if arch == "smol" else 16),
+                     per_device_train_batch_size=1 if big else 8,
                      learning_rate=1e-6, max_steps=steps, output_dir=out_dir, report_to=["jsonl"],
                      progress=False, log_completions=0, eval_size=0, save_merged=False)
-    engine = StaticCacheEngine(model, tok, free_on_sleep=big, share_prompt_kv=True if big else None)
+    # free_on_sleep (the default): KV buffers and graph pool are released before training
+    engine = StaticCacheEngine(model, tok, share_prompt_kv=True if big else None)
     trainer = GRPOTrainer(cfg, model=model, tokenizer=tok, rubric=distinct_words, train_rows=rows, eval_rows=[],
                           engine=engine)
     weights_gib = torch.cuda.memory_allocated() / 2**30 if cuda else None
@@ -244,7 +245,6 @@ def run_rollout(arch: str, smoke: bool, steps: int, out_dir: str) -> dict:
     ids = [tok(p)["input_ids"] for p in prompts(4, p_len, model.config.vocab_size)]
     params = SamplingParams(num_generations=8, max_completion_length=c_len, seed=0)
     engines = {"static+graphs": StaticCacheEngine(model, tok, eos_token_ids=()),
-               "static eager": StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False),
                "HFEngine (DynamicCache)": HFEngine(model, tok)}
     out = {}
     for name, eng in engines.items():
