@@ -292,6 +292,14 @@ def test_failed_start_leaves_no_exported_weights(tmp_path):
     assert not (tmp_path / "vllm_model").exists()
 
 
+def test_non_lora_adapters_are_refused():
+    from peft import IA3Config, get_peft_model
+
+    model = get_peft_model(tiny_model(), IA3Config(target_modules=["q_proj"], feedforward_modules=[]))
+    with pytest.raises(InvalidArgument, match="peft_type"):
+        VLLMEngine(model, tiny_tokenizer(), config())
+
+
 def test_hf_weights_merges_lora_without_touching_the_policy():
     model = tiny_lora()
     before = {n: p.clone() for n, p in model.named_parameters()}

@@ -12,8 +12,8 @@ Weight sync, without restarting the engine:
   prepacks linear weights and ``load_weights`` fails half way.
 - peft LoRA, ``vllm_lora_sync="merged"`` (default, faster here; see bench/results/vllm.md):
   ``W + scale * B @ A`` is computed per target module from peft's own
-  ``get_delta_weight`` without touching the policy, then pushed like a full model.
-  Only the target modules travel after the first sync.
+  ``get_delta_weight`` without touching the policy, then pushed like a full model. All
+  weights travel every time: a partial set leaves the fused modules it touches half loaded.
 - peft LoRA, ``vllm_lora_sync="adapter"``: the adapter is saved to a fresh folder each
   step and served as a ``LoRARequest`` with a new id (vLLM caches adapters by id).
 
@@ -26,7 +26,7 @@ so ``rewardkit_trainer.losses.importance_weights`` compares like with like (with
 top-p on, the engine's log-probs are of the renormalized truncated distribution: the one
 really sampled from, a little above the trainer's).
 
-Limits: one engine per process; tensor parallelism is not wired; sleep mode needs CUDA
+Limits: one engine at a time per process; tensor parallelism is not wired; sleep mode needs CUDA
 (on CPU it is refused by vLLM, so it is skipped with one log line); DoRA adapters and
 ``fan_in_fan_out`` layers are merged through peft's own delta, other peft tuners are
 refused. On CPU, vLLM pins the process's torch threads to 1 and disables
@@ -203,6 +203,10 @@ class VLLMEngine(RolloutEngine):
             raise invalid("vllm_sleep_level", sleep_level, "must be 1 or 2")
         self.tokenizer = tokenizer
         self.is_peft = _is_peft(model)
+        if self.is_peft:
+            kinds = sorted({str(getattr(c.peft_type, "value", c.peft_type)) for c in model.peft_config.values()})
+            if kinds != ["LORA"]:
+                raise invalid("peft_type", kinds, "must be LoRA (the only adapter the engine can merge or serve)")
         self.lora_sync = lora_sync if self.is_peft else "full"
         self.sleep_level = sleep_level
         self.seed = getattr(config, "seed", None)
