@@ -30,6 +30,11 @@ class RunLogger:
             except Exception:  # tensorboard not installed: JSONL only
                 self.tb = None
 
+    def reset(self) -> None:
+        """Start the JSONL files afresh (a new run in a reused output_dir)."""
+        for name in ("metrics.jsonl", "completions.jsonl"):
+            (self.dir / name).unlink(missing_ok=True)
+
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         if self.jsonl:
             with open(self.dir / "metrics.jsonl", "a") as f:

@@ -256,6 +256,8 @@ class GRPOTrainer:
         c = self.config
         start = time.perf_counter()
         resumed = self.resume() if resume else False
+        if not resumed:
+            self.logger.reset()
         before = self.evaluate() if evaluate and self.eval_rows and not resumed else None
         if before:
             _print_eval("before", before)
