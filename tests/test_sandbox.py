@@ -264,3 +264,124 @@ def test_hung_worker_is_killed_at_the_host_deadline():
         assert res.status is ExecStatus.TIMEOUT and "did not answer" in res.reason
         assert time.monotonic() - start < 0.5 + sandbox._pool.GRACE + 5
         assert p.run("print('next')").stdout == "next\n"
+
+
+# ---------------------------------------------------------------- a dead worker is the pool's problem
+def _wait_dead(worker, timeout: float = 10.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while worker.proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.01)
+    assert worker.proc.poll() is not None
+
+
+def test_worker_started_from_a_short_lived_thread_survives_it():
+    # bwrap's --die-with-parent follows the *thread* that forked it: a worker started from
+    # a thread that then ended was SIGKILLed and left idle in the pool, and the next task
+    # sent to it came back "killed, sandbox worker died" (the flaky hypothesis test).
+    import time
+
+    tasks = [sandbox.make_task("import time; time.sleep(0.2); print(1)")] * 2
+    with sandbox.Pool(2) as p:
+        assert p.run("pass").ok  # one worker, started by this (the main) thread
+        results = []
+        t = threading.Thread(target=lambda: results.extend(p.run_many(tasks)))
+        t.start()  # it checks out the idle worker and starts the second one
+        t.join()
+        assert [r.stdout for r in results] == ["1\n", "1\n"]
+        assert len(p._idle) == 2
+        time.sleep(0.3)
+        assert [w.proc.poll() for w in p._idle] == [None, None]
+        pids = {w.proc.pid for w in p._idle}
+        res = p.run_many(tasks)
+        assert all(r.ok and r.stdout == "1\n" for r in res), res
+        assert {w.proc.pid for w in p._idle} == pids  # nobody had to be replaced
+
+
+def test_a_worker_still_starting_when_its_batch_ends_is_kept():
+    with sandbox.Pool(2) as p:
+        assert p.run("pass").ok
+        first = p._idle[0]
+        res = p.run_many([sandbox.make_task("pass")] * 2)  # may finish before the second says hello
+        assert all(r.ok for r in res)
+        assert len(p._idle) == 2 and p._idle[-1].hello is not None
+        assert first in p._idle
+        assert all(r.ok for r in p.run_many([sandbox.make_task("print(3)")] * 4))
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["just-killed", "reaped"])
+def test_idle_worker_killed_from_outside_is_replaced_transparently(wait):
+    import os
+    import signal
+
+    with sandbox.Pool(1) as p:
+        assert p.run("pass").ok
+        worker = p._idle[0]
+        os.kill(worker.proc.pid, signal.SIGKILL)  # the bwrap launcher, between two tasks
+        if wait:
+            _wait_dead(worker)
+        res = p.run("print('next')")
+        assert res.status is ExecStatus.OK and res.stdout == "next\n", res
+        assert p._idle and p._idle[0] is not worker
+
+
+def test_task_sent_to_a_dead_worker_is_retried(monkeypatch):
+    # The liveness check at checkout is bypassed: the send itself finds the worker dead.
+    import os
+    import signal
+
+    with sandbox.Pool(1) as p:
+        assert p.run("pass").ok
+        worker = p._idle[0]
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        _wait_dead(worker)
+        monkeypatch.setattr(sandbox._pool._Worker, "alive", lambda self: True)
+        res = p.run("print('retried')")
+        assert res.status is ExecStatus.OK and res.stdout == "retried\n", res
+
+
+def test_worker_dying_after_the_send_but_before_the_fork_is_retried(monkeypatch):
+    # The request reaches the pipe, then the worker dies without acknowledging a fork.
+    import os
+    import signal
+
+    real_send = sandbox._pool._Worker.send
+    killed = []
+
+    def send_then_die(self, task):
+        if killed:
+            return real_send(self, task)
+        killed.append(self.proc.pid)
+        tree = _tree(self.proc.pid)
+        for pid in tree:
+            os.kill(pid, signal.SIGSTOP)  # stopped: it cannot read the request or fork
+        ok = real_send(self, task)
+        for pid in tree:
+            os.kill(pid, signal.SIGKILL)
+        return ok
+
+    monkeypatch.setattr(sandbox._pool._Worker, "send", send_then_die)
+    with sandbox.Pool(1) as p:
+        res = p.run("print('once')")
+    assert killed and res.status is ExecStatus.OK and res.stdout == "once\n", res
+
+
+def test_retries_are_bounded(monkeypatch):
+    import os
+    import signal
+
+    real_send = sandbox._pool._Worker.send
+    sends = []
+
+    def dead_send(self, task):
+        sends.append(self.proc.pid)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return real_send(self, task)
+
+    monkeypatch.setattr(sandbox._pool._Worker, "send", dead_send)
+    with sandbox.Pool(1) as p:
+        res = p.run("print(1)")
+    assert res.status is ExecStatus.KILLED and "before the task started" in res.reason
+    assert len(sends) == sandbox._pool.MAX_RETRIES + 1 and len(set(sends)) == len(sends)

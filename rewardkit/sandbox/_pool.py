@@ -5,6 +5,9 @@ cgroup namespaces, a per-worker cgroup when possible) with a warm interpreter in
 Tasks are dispatched over pipes with one event loop; the host enforces its own deadline
 on top of the worker's and kills the whole sandbox when a worker overruns, dies, sends
 something malformed or reports an anomaly. Workers are recycled after ``max_tasks``.
+A worker acknowledges each task once it has forked the task's child; a worker found
+dead before that (the task never started) is replaced and the task re-sent, at most
+``MAX_RETRIES`` times, so a task is only reported ``killed`` when its own run died.
 ``isolation="per_run"`` is the same machinery with ``max_tasks=1``: a fresh sandbox per
 execution.
 """
@@ -12,7 +15,6 @@ execution.
 from __future__ import annotations
 
 import collections
-import ctypes
 import json
 import os
 import selectors
@@ -26,59 +28,16 @@ import time
 from typing import Any, Mapping, Sequence
 
 from ..errors import invalid
-from ._backend import NOBODY, PATH, Backend, detect
+from ._backend import PATH, Backend, detect
 from ._cgroup import Cgroup
+from ._procs import _live_pids, _pids_lock, become_subreaper, reap_orphans, start_in_long_lived_thread
 from ._result import ExecutionResult
 from ._seccomp import filter_program
 from ._task import failed, make_task, to_result
 
 START_TIMEOUT = 30.0  # a cold start on a loaded 2-core machine can take seconds
 GRACE = 2.0  # host deadline = task timeout + this (the worker kills first, then sweeps)
-_PR_SET_CHILD_SUBREAPER = 36
-_subreaper = False
-_live_pids: set[int] = set()  # launcher pids of every live worker of every pool
-
-
-def become_subreaper() -> None:
-    """Make this process the reaper of its orphaned descendants (Linux only, once)."""
-    global _subreaper
-    if not _subreaper:
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-        _subreaper = True
-
-
-def reap_orphans(exclude: set[int] = frozenset()) -> int:
-    """Kill and reap sandboxed processes that were reparented to us. Returns how many.
-
-    Only processes running as the sandbox uid or in another PID namespace are touched,
-    so children that other code in this process started are never reaped behind its back.
-    """
-    me, count = str(os.getpid()), 0
-    try:
-        my_ns = os.readlink("/proc/self/ns/pid")
-        names = os.listdir("/proc")
-    except OSError:
-        return 0
-    for name in names:
-        if not name.isdigit() or int(name) in exclude or int(name) in _live_pids:
-            continue
-        try:
-            with open(f"/proc/{name}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            if fields.get("PPid", "").strip() != me:
-                continue
-            uid = int(fields["Uid"].split()[0])
-            if uid != NOBODY and os.readlink(f"/proc/{name}/ns/pid") == my_ns:
-                continue
-            os.kill(int(name), signal.SIGKILL)
-            os.waitpid(int(name), 0)
-            count += 1
-        except (OSError, KeyError, ValueError):
-            continue
-    return count
+MAX_RETRIES = 2  # re-sends of a task whose worker was found dead before the task started
 
 
 # ------------------------------------------------------------------------ one worker
@@ -89,6 +48,7 @@ class _Worker:
         self.buf = bytearray()
         self.tasks = 0
         self.current: int | None = None  # index of the task it runs
+        self.started = False  # whether it said it forked the current task's child
         self.deadline: float | None = time.monotonic() + START_TIMEOUT
         self.sent_at = 0.0
         self.oom_before = 0
@@ -113,6 +73,7 @@ class _Worker:
         elif backend.drop_to is not None:
             kwargs.update(user=backend.drop_to, group=backend.drop_to, extra_groups=[])
         debug = os.environ.get("RK_SANDBOX_DEBUG") == "1"
+        _pids_lock.acquire()  # released once the pid is registered (see _procs)
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -125,18 +86,23 @@ class _Worker:
                 env={"PATH": PATH, "LANG": "C.UTF-8", **({"RK_SANDBOX_DEBUG": "1"} if debug else {})},
                 **kwargs,
             )
+            _live_pids.add(self.proc.pid)
         except BaseException:
             if self.cgroup is not None:
                 self.cgroup.remove()
             raise
         finally:
+            _pids_lock.release()
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        _live_pids.add(self.proc.pid)
         os.set_blocking(self.proc.stdout.fileno(), False)
 
     def fileno(self) -> int:
         return self.proc.stdout.fileno()
+
+    def alive(self) -> bool:
+        """Whether its launcher still runs (a cheap check before handing it a task)."""
+        return self.proc.poll() is None
 
     def send(self, task: Mapping[str, Any]) -> bool:
         data = json.dumps(task, separators=(",", ":")).encode()
@@ -182,6 +148,8 @@ class _Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except OSError:
             pass
+        with _pids_lock:  # before the wait: once reaped, the pid may be reused by a new worker
+            _live_pids.discard(self.proc.pid)
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
@@ -191,7 +159,6 @@ class _Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover - an unkillable process
             pass
-        _live_pids.discard(self.proc.pid)
         if self.cgroup is not None:
             self.cgroup.remove()
         if self.tmpdir:
@@ -288,7 +255,13 @@ class Pool:
 
     # -------------------------------------------------------------------- internals
     def _checkout(self, want: int) -> list[_Worker | None]:
-        """Idle workers, plus None for each slot the caller may fill with a new worker."""
+        """Idle workers, plus None for each slot the caller may fill with a new worker.
+
+        Idle workers that died while idle (killed from outside, a cgroup kill) are
+        dropped here, and their slots handed out for new workers.
+        """
+        got: list[_Worker | None] = []
+        dead: list[_Worker] = []
         with self._cond:
             if self._pid != os.getpid():  # forked: the parent's workers are not ours
                 self._idle, self._live, self._pid = [], 0, os.getpid()
@@ -296,23 +269,30 @@ class Pool:
                 raise RuntimeError("the sandbox pool is closed")
             while not self._idle and self._live >= self.size:
                 self._cond.wait()
-            got: list[_Worker | None] = []
             while self._idle and len(got) < want:
-                got.append(self._idle.pop())
+                w = self._idle.pop()
+                if w.alive():
+                    got.append(w)
+                else:
+                    dead.append(w)
+                    self._live -= 1
             while len(got) < want and self._live < self.size:
                 self._live += 1
                 got.append(None)
-            return got
+        for w in dead:
+            w.kill()
+        return got
 
     def _spawn(self) -> _Worker:
-        return _Worker(self.backend, *self._spec, preload=self.max_tasks > 1)
+        return start_in_long_lived_thread(lambda: _Worker(self.backend, *self._spec, preload=self.max_tasks > 1))
 
     def _checkin(self, worker: _Worker | None) -> None:
         """Give back a slot: a ready worker goes idle; None releases the slot."""
         doomed = None
         with self._cond:
             if worker is not None and not self._closed and self._pid == os.getpid():
-                self._idle.append(worker)
+                # Checkout pops from the end: ready workers there, starting ones below them.
+                self._idle.insert(len(self._idle) if worker.hello is not None else 0, worker)
             else:
                 self._live -= 1
                 doomed = worker
@@ -331,6 +311,7 @@ class _Batch:
         self.sel = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
         self.start_failures = 0
+        self.retries: collections.Counter[int] = collections.Counter()
         self.name = pool.backend.name
         self.max_frame = 4 * max(t["max_output"] for t in tasks) + (1 << 20)
         for w in slots:
@@ -359,6 +340,16 @@ class _Batch:
         else:
             self.pool._checkin(None)
 
+    def _requeue(self, w: _Worker) -> None:
+        """Its worker died before forking the task's child: the task never ran, run it again."""
+        idx, w.current = w.current, None
+        self.retries[idx] += 1
+        if self.retries[idx] > MAX_RETRIES:
+            reason = f"sandbox worker died before the task started ({self.retries[idx]} tries)"
+            self.results[idx] = failed("killed", reason, self.name)
+        else:
+            self.pending.appendleft(idx)
+
     def _fail_pending(self, reason: str) -> None:
         while self.pending:
             self.results[self.pending.popleft()] = failed("error", reason, self.name)
@@ -375,9 +366,9 @@ class _Batch:
         finally:
             for w in list(self.workers):
                 self.sel.unregister(w.fileno())
-                if w.current is None and w.hello is not None:
+                if w.current is None:  # ready, or still starting (a cold start is costly: keep it)
                     self.pool._checkin(w)
-                else:  # still starting or (after an exception) busy: do not keep it
+                else:  # busy after an exception: do not keep it
                     w.current = None
                     self.pool._checkin(None)
                     w.kill()
@@ -391,13 +382,12 @@ class _Batch:
                 continue
             idx = self.pending.popleft()
             task = self.tasks[idx]
-            w.current, w.sent_at = idx, time.monotonic()
+            w.current, w.sent_at, w.started = idx, time.monotonic(), False
             w.deadline = w.sent_at + task["timeout"] + GRACE
             w.oom_before = w.cgroup.oom_kills() if w.cgroup is not None else 0
-            if not w.send(task):
-                self.results[idx] = failed("killed", "sandbox worker died", self.name)
-                w.current = None
-                self._retire(w, replace=True)
+            if not w.send(task):  # dead before the task reached it
+                self._requeue(w)
+                self._retire(w, replace=True, abnormal=True)
 
     def _wait(self) -> None:
         deadlines = [w.deadline for w in self.workers if w.deadline is not None]
@@ -419,6 +409,8 @@ class _Batch:
                     w.hello, w.deadline = msg, None
                     self.pool._last_hello = msg
                     self.start_failures = 0
+                elif w.current is not None and "status" not in msg and msg.get("started") is True:
+                    w.started = True  # the task's child exists: from here on its fate is its own
                 elif w.current is not None:
                     self._on_reply(w, msg)
                     if w not in self.workers:
@@ -428,13 +420,15 @@ class _Batch:
         idx, task = w.current, self.tasks[w.current]
         oom = w.cgroup is not None and w.cgroup.oom_kills() > w.oom_before
         self.results[idx] = to_result(msg, task, self.name, oom)
-        w.current, w.deadline = None, None
+        w.current, w.deadline, w.started = None, None, False
         w.tasks += 1
         if msg.get("anomaly") or w.tasks >= self.pool.max_tasks:
             self._retire(w, replace=True, abnormal=bool(msg.get("anomaly")))
 
     def _on_dead(self, w: _Worker) -> None:
-        if w.current is not None:
+        if w.current is not None and not w.started:
+            self._requeue(w)
+        elif w.current is not None:
             elapsed = time.monotonic() - w.sent_at
             self.results[w.current] = failed("killed", "sandbox worker died", self.name, elapsed)
             w.current = None

@@ -4,7 +4,9 @@ This file is not imported by rewardkit; its source is passed to ``python -I -S -
 the sandbox, so it uses the standard library only and must run on any Python >= 3.8.
 
 Protocol (both directions): a 4-byte big-endian length, then a JSON object. The worker
-first sends ``{"hello": ...}``, then answers each request with one result. It never
+first sends ``{"hello": ...}``, then answers each request with ``{"started": true}`` once
+the task's child is forked (a worker that dies before that never ran the task: the host
+re-sends it elsewhere) and then with one result. It never
 unpickles anything and the host never unpickles what it sends: a compromised worker can
 lie about a result but cannot run code in the host.
 
@@ -167,8 +169,9 @@ def _child(req, workdir, fds, pid1):
 
 # --------------------------------------------------------------------------- the worker
 class Worker:
-    def __init__(self, base):
+    def __init__(self, base, out=None):
         self.base = base
+        self.out = out  # where the "started" acknowledgement goes
         self.pid1 = os.getpid() == 1
         self.count = 0
 
@@ -205,6 +208,8 @@ class Worker:
         for fd in (stdin_fd, out_w, err_w, chan_w, secret_fd):
             if fd is not None:
                 os.close(fd)
+        if self.out is not None:
+            _send(self.out, {"started": True})
         reply = self._watch(pid, req, start, out_r, err_r, chan_r)
         anomaly = self._sweep(pid)
         for fd in (out_r, err_r, chan_r):
@@ -422,7 +427,7 @@ def main():
                 __import__(name)
             except Exception:
                 pass
-    worker = Worker(base)
+    worker = Worker(base, wr)
     _send(wr, {"hello": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
     while True:
         req = _recv(rd)
