@@ -286,6 +286,8 @@ class VLLMEngine(RolloutEngine):
         start = time.perf_counter()
         call = next(self._calls)
         group = params.num_generations
+        # vLLM refuses n > 1 when greedy; greedy samples are identical, so sample once and copy
+        greedy = params.temperature == 0.0
         requests, sampling = [], []
         for i, ids in enumerate(prompt_ids):
             # a distinct seed per request: duplicate prompts in a batch must not share samples
@@ -294,7 +296,7 @@ class VLLMEngine(RolloutEngine):
             if params.seed is not None:
                 seed = (params.seed * 1_000_003 + (call * len(prompt_ids) + i) * group) % (2**31)
             sampling.append(VSamplingParams(
-                n=group,
+                n=1 if greedy else group,
                 temperature=params.temperature,
                 top_p=params.top_p,
                 top_k=params.top_k if params.top_k > 0 else -1,
@@ -310,7 +312,8 @@ class VLLMEngine(RolloutEngine):
             outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self._lora_request)
         completion_ids, logprobs, truncated = [], [], []
         for out in outputs:
-            for sample in sorted(out.outputs, key=lambda s: s.index):
+            samples = sorted(out.outputs, key=lambda s: s.index)
+            for sample in samples * group if greedy else samples:
                 ids = list(sample.token_ids)
                 completion_ids.append(ids)
                 logprobs.append([step[t].logprob for step, t in zip(sample.logprobs or [], ids)])
