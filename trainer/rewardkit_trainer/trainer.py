@@ -178,6 +178,8 @@ class GRPOTrainer:
             params = [p for p in self.model.parameters() if p.requires_grad]
             sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm or float("inf")))
             self.optimizer.step()
+            # free the gradients now, not at the next step: the next rollout gets that memory
+            self.optimizer.zero_grad(set_to_none=True)
             count += 1
         self.scheduler.step()
         return {k: v / count for k, v in sums.items()}
@@ -334,7 +336,10 @@ def _optimizer(c: GRPOConfig, params):
 
             raise invalid("optimizer", c.optimizer, "needs bitsandbytes installed") from exc
         return bnb.optim.AdamW8bit(params, lr=c.learning_rate, weight_decay=c.weight_decay)
-    return torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay)
+    params = list(params)
+    # fused AdamW (TRL's default on recent torch) needs less temporary memory on CUDA
+    fused = bool(params) and all(p.is_cuda for p in params)
+    return torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay, fused=fused or None)
 
 
 def _schedule(c: GRPOConfig):
@@ -358,6 +363,17 @@ def _engine(c: GRPOConfig, model, tokenizer) -> RolloutEngine:
         return VLLMEngine(model, tokenizer, c)
     from .rollout.hf import HFEngine
 
+    if next(model.parameters()).is_cuda:
+        # static KV cache + CUDA-graph decode (bench/results/grpo_speed.md); it refuses
+        # architectures it cannot serve (sliding window, soft-capping) at construction
+        from rewardkit.errors import InvalidArgument
+
+        from .rollout.static import StaticCacheEngine
+
+        try:
+            return StaticCacheEngine(model, tokenizer)
+        except InvalidArgument as exc:
+            print(f"rollout: built-in static-cache engine unavailable ({exc}); using HFEngine", flush=True)
     return HFEngine(model, tokenizer)
 
 
