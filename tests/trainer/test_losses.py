@@ -144,3 +144,15 @@ def test_importance_weight_scales_policy_term():
     base, _ = dapo_loss(logp, old, adv, mask)
     half, _ = dapo_loss(logp, old, adv, mask, is_weight=w)
     assert float(half) == pytest.approx(0.5 * float(base), rel=1e-5)
+
+
+def test_importance_weights_drop_nan_tokens():
+    import torch
+
+    from rewardkit_trainer.losses import importance_weights
+
+    trainer = torch.tensor([[-1.0, -2.0, float("nan")]])
+    engine = torch.tensor([[-1.0, -2.0, -0.5]])
+    mask = torch.ones(1, 3)
+    w = importance_weights(trainer, engine, mask, "token_truncate", 3.0)
+    assert torch.equal(w, torch.tensor([[1.0, 1.0, 0.0]]))

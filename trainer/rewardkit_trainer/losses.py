@@ -68,7 +68,8 @@ def importance_weights(trainer_logp: torch.Tensor, engine_logp: torch.Tensor, ma
         w = w.clamp(max=cap)
     else:
         w = torch.where(w > cap, torch.zeros_like(w), w)
-    return w * mask
+    # a NaN log-prob from either side says nothing trustworthy about that token: drop it
+    return torch.nan_to_num(w, nan=0.0) * mask
 
 
 def _clipped(logp, old_logp, advantages, eps_low, eps_high):
