@@ -17,6 +17,7 @@ def test_defaults_follow_trl_names():
 
 
 BAD = [
+    ({"gradient_accumulation_steps": 4}, "gradient_accumulation_steps=4"),
     ({"num_generations": 1}, "num_generations=1"),
     ({"num_generations": 2.5}, "num_generations=2.5"),
     ({"learning_rate": 0}, "learning_rate=0"),

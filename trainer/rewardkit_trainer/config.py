@@ -223,6 +223,12 @@ def _validate(cfg: GRPOConfig) -> None:
     _positive(cfg, "max_steps", "save_steps", "top_k", "beta", "epsilon", "max_grad_norm", "eval_size",
               "sft_steps", "warmup_steps", "reward_workers", "weight_decay", "lora_dropout",
               "log_completions", allow_zero=True)
+    if cfg.gradient_accumulation_steps != 1 and cfg.backend == "rewardkit":
+        # one rewardkit step already accumulates over all its micro-batches; silently
+        # ignoring a TRL habit would change the batch size the user thinks they have
+        raise invalid("gradient_accumulation_steps", cfg.gradient_accumulation_steps,
+                      "must be 1 with backend='rewardkit' (a step accumulates over micro-batches of "
+                      "per_device_train_batch_size; set prompts_per_step for a larger batch)")
     if cfg.num_generations < 2:
         raise invalid("num_generations", cfg.num_generations, "must be >= 2 (advantages are relative to the group)")
     if not 0 < cfg.top_p <= 1:
