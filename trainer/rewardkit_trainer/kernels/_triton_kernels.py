@@ -65,6 +65,25 @@ def row_stats_kernel(
 
 
 @triton.jit
+def _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT,
+                 HAS_GL: tl.constexpr, HAS_GE: tl.constexpr):
+    """d loss / d logits for one tile, from log-softmax ``logq`` (shared by both kernels):
+    the log-prob term (onehot - p) * g_logp and the entropy term -p (logq + H) * g_ent."""
+    p = tl.exp(logq)
+    d = tl.zeros(logq.shape, tl.float32)
+    if HAS_GL:
+        gl = tl.load(GL + rows, mask=rmask, other=0.0)
+        tgt = tl.load(TGT + rows, mask=rmask, other=-1)
+        onehot = tl.where((cols[None, :] + col0) == tgt[:, None], 1.0, 0.0)
+        d += (onehot - p) * gl[:, None]
+    if HAS_GE:
+        ge = tl.load(GE + rows, mask=rmask, other=0.0)
+        ent = tl.load(ENT + rows, mask=rmask, other=0.0)
+        d -= p * (logq + ent[:, None]) * ge[:, None]
+    return d * inv_t
+
+
+@triton.jit
 def dlogits_kernel(
     Z, stride_z, OUT, stride_o, TGT, LSE, GL, GE, ENT,
     n_rows, n_cols, col0, inv_t,
@@ -79,18 +98,7 @@ def dlogits_kernel(
     z = tl.load(Z + rows64[:, None] * stride_z + cols[None, :], mask=mask, other=0.0) * inv_t
     lse = tl.load(LSE + rows, mask=rmask, other=0.0)
     logq = z - lse[:, None]
-    p = tl.exp(logq)
-    d = tl.zeros((BLOCK_R, BLOCK_C), tl.float32)
-    if HAS_GL:
-        gl = tl.load(GL + rows, mask=rmask, other=0.0)
-        tgt = tl.load(TGT + rows, mask=rmask, other=-1)
-        onehot = tl.where((cols[None, :] + col0) == tgt[:, None], 1.0, 0.0)
-        d += (onehot - p) * gl[:, None]
-    if HAS_GE:
-        ge = tl.load(GE + rows, mask=rmask, other=0.0)
-        ent = tl.load(ENT + rows, mask=rmask, other=0.0)
-        d -= p * (logq + ent[:, None]) * ge[:, None]
-    d = d * inv_t
+    d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
     tl.store(OUT + rows64[:, None] * stride_o + cols[None, :], d.to(OUT.dtype.element_ty), mask=mask)
 
 
@@ -148,17 +156,6 @@ def dlogits_mm_kernel(
     mask = rmask[:, None] & (cols[None, :] < n_cols)
     lse = tl.load(LSE + rows, mask=rmask, other=0.0)
     logq = acc * inv_t - lse[:, None]
-    p = tl.exp(logq)
-    d = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-    if HAS_GL:
-        gl = tl.load(GL + rows, mask=rmask, other=0.0)
-        tgt = tl.load(TGT + rows, mask=rmask, other=-1)
-        onehot = tl.where((cols[None, :] + col0) == tgt[:, None], 1.0, 0.0)
-        d += (onehot - p) * gl[:, None]
-    if HAS_GE:
-        ge = tl.load(GE + rows, mask=rmask, other=0.0)
-        ent = tl.load(ENT + rows, mask=rmask, other=0.0)
-        d -= p * (logq + ent[:, None]) * ge[:, None]
-    d = d * inv_t
+    d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
     out_ptrs = OUT + rows.to(tl.int64)[:, None] * stride_o + cols[None, :]
     tl.store(out_ptrs, d.to(OUT.dtype.element_ty), mask=mask)
