@@ -440,6 +440,10 @@ def main():
     from rewardkit_trainer.kernels import _triton
 
     log("mm out_dtype=float32 available:", _triton._out_dtype_ok)
+    probe = torch.zeros(2, 4096, device=DEV, dtype=torch.bfloat16)
+    device += (f"; backward recompute `{_triton.recompute_mode(probe)}` "
+               f"(REWARDKIT_LOGPROB_RECOMPUTE={os.environ.get('REWARDKIT_LOGPROB_RECOMPUTE', 'auto')})")
+    log(device)
     if not args.no_sweep and DEV == "cuda":
         sweep(results, None)
     if not args.no_profile and DEV == "cuda":

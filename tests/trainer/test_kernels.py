@@ -218,6 +218,13 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
         hid, w, t, gl, ge = _inputs(70, 24, 90, dtype, seed=12)
         mine, ref = _both(hid, w, t, gl, ge, temperature=1.0, entropy_grad=False, frozen=True, backend="triton")
         out[f"{name}-frozen"] = [_rel(mine[2], ref[2])]
+    for mode in ("tma", "cublas"):  # the other backward recomputes (default: tma on Hopper)
+        os.environ["REWARDKIT_LOGPROB_RECOMPUTE"] = mode
+        for eg in (False, True):
+            hid, w, t, gl, ge = _inputs(150, 40, 203, torch.bfloat16, seed=11, ignore_every=6)
+            mine, ref = _both(hid, w, t, gl, ge, temperature=0.7, entropy_grad=eg, backend="triton")
+            out[f"{mode}-{eg}"] = [_rel(a, b) for a, b in zip(mine, ref)]
+    os.environ.pop("REWARDKIT_LOGPROB_RECOMPUTE")
     h = torch.randn(8, 4, requires_grad=True)
     lp = token_logprobs(h, torch.randn(9, 4), torch.arange(8), backend="triton")
     lp.sum().backward(retain_graph=True)
@@ -234,7 +241,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def interpreted():
     pytest.importorskip("triton")
-    env = {k: v for k, v in os.environ.items() if k not in ("REWARDKIT_LOGPROB_BACKEND",)}
+    env = {k: v for k, v in os.environ.items() if k not in ("REWARDKIT_LOGPROB_BACKEND", "REWARDKIT_LOGPROB_RECOMPUTE")}
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", _INTERPRETER_SCRIPT, str(ROOT)],
                           capture_output=True, text=True, timeout=600, env=env)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
@@ -255,6 +262,28 @@ def test_triton_interpreter_matches_float64(interpreted, dtype, tol, entropy_gra
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("bfloat16", 1e-2), ("float16", 2e-3)])
 def test_triton_interpreter_frozen_weight(interpreted, dtype, tol):
     assert interpreted[f"{dtype}-frozen"][0] < tol
+
+
+@pytest.mark.parametrize("mode", ["tma", "cublas"])
+@pytest.mark.parametrize("entropy_grad", [False, True])
+def test_triton_interpreter_recompute_modes(interpreted, mode, entropy_grad):
+    # the same bfloat16 case as above, with the TMA-descriptor and the cuBLAS recompute
+    lp, ent, gh, gw = interpreted[f"{mode}-{entropy_grad}"]
+    assert lp < 1e-5 and ent < 1e-5
+    assert gh < 1e-2 and gw < 1e-2
+    assert interpreted[f"bfloat16-{entropy_grad}"][2:4] == pytest.approx([gh, gw], rel=0.05)
+
+
+def test_recompute_mode_env(monkeypatch):
+    pytest.importorskip("triton")
+    from rewardkit_trainer.kernels._triton import recompute_mode
+
+    monkeypatch.setenv("REWARDKIT_LOGPROB_RECOMPUTE", "fast")
+    with pytest.raises(InvalidArgument, match="REWARDKIT_LOGPROB_RECOMPUTE"):
+        recompute_mode(torch.zeros(2, 8, dtype=torch.bfloat16))
+    monkeypatch.setenv("REWARDKIT_LOGPROB_RECOMPUTE", "tma")
+    assert recompute_mode(torch.zeros(2, 8)) == "cublas"  # float32 never goes through tensor cores
+    assert recompute_mode(torch.zeros(2, 12, dtype=torch.bfloat16)) == "triton"  # rows not 16-byte aligned
 
 
 def test_triton_second_backward_raises(interpreted):

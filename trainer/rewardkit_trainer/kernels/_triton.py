@@ -33,9 +33,21 @@ import os
 
 import torch
 
-from ._triton_kernels import dlogits_kernel, dlogits_mm_kernel, row_stats_kernel
+from ._triton_kernels import dlogits_kernel, dlogits_mm_kernel, dlogits_tma_kernel, row_stats_kernel, scale_rows_kernel
 
-__all__ = ["TritonLogProbs", "triton_token_logprobs", "plan_blocks"]
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # Triton without host-side TMA descriptors: the pointer kernel only
+    TensorDescriptor = None
+
+__all__ = ["TritonLogProbs", "triton_token_logprobs", "plan_blocks", "recompute_mode", "RECOMPUTE_MODES"]
+
+# how the backward recomputes a logits block (env ``REWARDKIT_LOGPROB_RECOMPUTE``):
+#   tma    - persistent Triton kernel, operands through TMA descriptors (Hopper+, H % 8 == 0)
+#   triton - Triton kernel with pointer loads (any GPU; the CPU interpreter)
+#   cublas - cuBLAS float32 logits block, then an element-wise kernel (6 bytes/logit of memory)
+#   auto   - tma where it can run, else triton
+RECOMPUTE_MODES = ("auto", "tma", "triton", "cublas")
 
 _D_SCALE = 2.0**14  # |D| / scale <= 2**14 < 65504, the float16 maximum
 _MIN_ROWS = 256  # fewer rows than this per block and the weight re-reads dominate
@@ -58,7 +70,37 @@ def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a.float() @ b.float()
 
 
-def plan_blocks(n: int, v: int, h: int, elem: int, need_w: bool = True) -> tuple[int, int]:
+def recompute_mode(x: torch.Tensor) -> str:
+    """The backward's recompute implementation for operand ``x`` (see ``RECOMPUTE_MODES``)."""
+    mode = os.environ.get("REWARDKIT_LOGPROB_RECOMPUTE", "auto")
+    if mode not in RECOMPUTE_MODES:
+        from rewardkit.errors import invalid
+
+        raise invalid("REWARDKIT_LOGPROB_RECOMPUTE", mode, f"must be one of {RECOMPUTE_MODES}")
+    if x.dtype == torch.float32:
+        return "cublas"  # tensor cores would round float32 operands to tf32
+    tma_ok = TensorDescriptor is not None and x.shape[1] % 8 == 0 and (
+        _INTERPRET or (x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9))
+    if mode == "auto":
+        return "tma" if tma_ok and not _INTERPRET else "triton"
+    if mode == "tma" and not tma_ok:
+        return "triton"
+    return mode
+
+
+_SMS: dict[int, int] = {}
+
+
+def _num_sms(device: torch.device) -> int:
+    if _INTERPRET or device.type != "cuda":
+        return 4
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _SMS:
+        _SMS[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    return _SMS[idx]
+
+
+def plan_blocks(n: int, v: int, h: int, elem: int, need_w: bool = True, mode: str = "triton") -> tuple[int, int]:
     """Rows per forward block and vocabulary columns per backward block.
 
     Budget: 4% of the gradient buffers, at least 32 MiB (env ``REWARDKIT_LOGPROB_BLOCK_MB``
@@ -72,8 +114,8 @@ def plan_blocks(n: int, v: int, h: int, elem: int, need_w: bool = True) -> tuple
     budget_b = int(float(env) * 2**20) if env else max(32 << 20, int(0.04 * grads))
     budget_f = budget_b if env else budget_b + (v * h * elem if need_w else 0)
     rows = budget_f // (v * (4 + elem) + 4 * h)
-    # half precision: the fused kernel writes only d logits; float32 goes through cuBLAS logits
-    cols = budget_b // (n * (elem if elem == 2 else 8))
+    # the fused kernels write only d logits; the cuBLAS route also holds the float32 logits
+    cols = budget_b // (n * (elem if mode in ("tma", "triton") else 4 + elem))
     low = 64 if env else _MIN_ROWS
     rows = max(1, min(n, max(low, rows // 64 * 64)))
     cols = max(1, min(v, max(low, cols // low * low)))
@@ -115,7 +157,8 @@ class TritonLogProbs(torch.autograd.Function):
         v = weight.shape[0]
         dt = hidden.dtype
         inv_t = 1.0 / temperature
-        rows, cols = plan_blocks(n, v, h, hidden.element_size(), bool(ctx.needs_input_grad[1]))
+        mode = recompute_mode(hidden)
+        rows, cols = plan_blocks(n, v, h, hidden.element_size(), bool(ctx.needs_input_grad[1]), mode)
         lse = hidden.new_empty(n, dtype=torch.float32)
         logp = hidden.new_empty(n, dtype=torch.float32)
         ent = hidden.new_empty(n, dtype=torch.float32) if want_entropy else lse
@@ -131,17 +174,18 @@ class TritonLogProbs(torch.autograd.Function):
             _row_stats(z, u, targets[s:e], lse[s:e], logp[s:e], ent[s:e], inv_t, want_d, want_entropy)
             del z
             if want_d:
-                d = _mm_f32(u, weight)
-                del u
                 if d_scale is None:
-                    d_store[s:e] = d
+                    torch.mm(u, weight, out=d_store[s:e])
                 else:
-                    sc = d.abs().amax(1).clamp_min(1e-30) / _D_SCALE
-                    d_scale[s:e] = sc
-                    d_store[s:e] = d / sc[:, None]
-                del d
+                    d = _mm_f32(u, weight)
+                    scale_rows_kernel[(e - s,)](d, d.stride(0), d_store[s:e], d_store.stride(0), d_scale[s:e], h,
+                                                _D_SCALE, BLOCK=min(4096, max(16, 1 << (h - 1).bit_length())),
+                                                num_warps=8)
+                    del d
+                del u
         ctx.save_for_backward(hidden, weight, targets, lse, ent, d_store, d_scale)
         ctx.inv_t, ctx.cols, ctx.rows, ctx.want_entropy, ctx.consumed = inv_t, cols, rows, want_entropy, False
+        ctx.mode = mode
         if want_entropy:
             return logp, ent
         return logp
@@ -195,7 +239,7 @@ def _grad_hidden_recompute(ctx, hidden, weight, targets, lse, ent, gl, ge):
     for s in range(0, n, ctx.rows):
         e = min(n, s + ctx.rows)
         dl = _dlogits_block(hidden[s:e], weight, 0, targets[s:e], lse[s:e], _sl(gl, s, e), _sl(ge, s, e),
-                            ent[s:e], ctx.inv_t)
+                            ent[s:e], ctx.inv_t, ctx.mode)
         torch.mm(dl, weight, out=grad_h[s:e])
         del dl
     return grad_h
@@ -208,19 +252,29 @@ def _grad_weight(ctx, hidden, weight, targets, lse, ent, gl, ge):
         return grad_w.zero_()
     for c0 in range(0, v, ctx.cols):
         c1 = min(v, c0 + ctx.cols)
-        dl = _dlogits_block(hidden, weight[c0:c1], c0, targets, lse, gl, ge, ent, ctx.inv_t)
+        dl = _dlogits_block(hidden, weight[c0:c1], c0, targets, lse, gl, ge, ent, ctx.inv_t, ctx.mode)
         torch.mm(dl.t(), hidden, out=grad_w[c0:c1])
         del dl
     return grad_w
 
 
-def _dlogits_block(x, w, col0, tgt, lse, gl, ge, ent, inv_t):
-    """d loss / d (x @ w.T) in the compute dtype; half precision recomputes inside Triton."""
+def _dlogits_block(x, w, col0, tgt, lse, gl, ge, ent, inv_t, mode="triton"):
+    """d loss / d (x @ w.T) in the compute dtype, by the ``mode`` recompute (RECOMPUTE_MODES)."""
     r, c = x.shape[0], w.shape[0]
     out = torch.empty((r, c), device=x.device, dtype=x.dtype)
-    if x.dtype == torch.float32:
+    if mode == "cublas":
         z = _mm_f32(x, w.t())
         _dlogits(z, out, tgt, lse, gl, ge, ent, col0, inv_t)
+        return out
+    if mode == "tma":
+        nsm = _num_sms(x.device)
+        grid = lambda meta: (min(nsm, triton_cdiv(r, meta["BLOCK_M"]) * triton_cdiv(c, meta["BLOCK_N"])),)
+        dlogits_tma_kernel[grid](
+            TensorDescriptor.from_tensor(x, [1, 1]), TensorDescriptor.from_tensor(w, [1, 1]), out, out.stride(0),
+            tgt, lse, gl if gl is not None else lse, ge if ge is not None else lse, ent, r, c, x.shape[1], col0,
+            inv_t, HAS_GL=gl is not None, HAS_GE=ge is not None, UPCAST=_INTERPRET and x.dtype == torch.bfloat16,
+            NUM_SMS=nsm,
+        )
         return out
     grid = lambda meta: (triton_cdiv(r, meta["BLOCK_M"]) * triton_cdiv(c, meta["BLOCK_N"]),)
     dlogits_mm_kernel[grid](

@@ -5,10 +5,17 @@ Element-wise kernels over float32 logits blocks that cuBLAS wrote, and one matmu
 - ``row_stats_kernel``: one program per row of a ``[rows, V]`` block: online
   max/sum-exp (and the entropy's sum p*z), the target's log-prob, and optionally the row of
   ``softmax - onehot`` in the compute dtype (the forward's unit gradient w.r.t. the logits).
+- ``scale_rows_kernel``: one program per row of a float32 ``[rows, H]`` block: the row's
+  absolute maximum over ``limit`` becomes its scale, and the scaled row is written in the
+  store's dtype (the forward's float16 copy of ``(softmax - onehot) @ W``).
 - ``dlogits_kernel``: a 2-D grid over a ``[rows, cols]`` block at column offset ``col0``:
   d(loss)/d(logits) from the saved logsumexp, the incoming gradients and the target.
 - ``dlogits_mm_kernel``: the same d loss/d logits, recomputing the logits block with tl.dot
   instead of reading it (half-precision inputs; no float32 logits ever reach memory).
+- ``dlogits_tma_kernel``: the same as ``dlogits_mm_kernel``, persistent (one program per SM
+  looping over tiles) with operands fetched by TMA descriptors (Hopper and newer; H a
+  multiple of 8 so that rows are 16-byte aligned). Out-of-range rows, columns and the K tail
+  come back as zeros from the descriptor, so the hot loop has no masks at all.
 
 Limits: logits blocks must be float32 and row-major (unit column stride); matmul operands
 row-major with unit last stride.
@@ -65,6 +72,23 @@ def row_stats_kernel(
 
 
 @triton.jit
+def scale_rows_kernel(D, stride_d, OUT, stride_o, SCALE, H, limit, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    d_row = D + row * stride_d
+    m = tl.zeros((), tl.float32)
+    for start in range(0, H, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        m = tl.maximum(m, tl.max(tl.abs(tl.load(d_row + offs, mask=offs < H, other=0.0)), 0))
+    sc = tl.maximum(m, 1e-30) / limit
+    tl.store(SCALE + row, sc)
+    o_row = OUT + row * stride_o
+    for start in range(0, H, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        x = tl.load(d_row + offs, mask=offs < H, other=0.0)
+        tl.store(o_row + offs, (x / sc).to(OUT.dtype.element_ty), mask=offs < H)
+
+
+@triton.jit
 def _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT,
                  HAS_GL: tl.constexpr, HAS_GE: tl.constexpr):
     """d loss / d logits for one tile, from log-softmax ``logq`` (shared by both kernels):
@@ -114,12 +138,14 @@ def _mm_configs():
 
 
 @triton.autotune(configs=_mm_configs(), key=["H", "HAS_GE"])
+@triton.heuristics({"EVEN_K": lambda a: a["H"] % a["BLOCK_K"] == 0})
 @triton.jit
 def dlogits_mm_kernel(
     X, stride_x, W, stride_w, OUT, stride_o, TGT, LSE, GL, GE, ENT,
     n_rows, n_cols, H, col0, inv_t,
     HAS_GL: tl.constexpr, HAS_GE: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    EVEN_K: tl.constexpr,
 ):
     """d loss / d logits for a [rows, cols] block, recomputing the logits with tl.dot over H.
 
@@ -143,9 +169,13 @@ def dlogits_mm_kernel(
     b_ptrs = W + (cols % n_cols).to(tl.int64)[None, :] * stride_w + rk[:, None]
     acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
     for k in range(0, tl.cdiv(H, BLOCK_K)):
-        kmask = rk < H - k * BLOCK_K
-        a = tl.load(a_ptrs, mask=kmask[None, :], other=0.0)
-        b = tl.load(b_ptrs, mask=kmask[:, None], other=0.0)
+        if EVEN_K:  # no K tail: unmasked loads pipeline and vectorize better
+            a = tl.load(a_ptrs)
+            b = tl.load(b_ptrs)
+        else:
+            kmask = rk < H - k * BLOCK_K
+            a = tl.load(a_ptrs, mask=kmask[None, :], other=0.0)
+            b = tl.load(b_ptrs, mask=kmask[:, None], other=0.0)
         if UPCAST:  # the CPU interpreter's dot mishandles bfloat16 operands
             acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc)
         else:
@@ -159,3 +189,57 @@ def dlogits_mm_kernel(
     d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
     out_ptrs = OUT + rows.to(tl.int64)[:, None] * stride_o + cols[None, :]
     tl.store(out_ptrs, d.to(OUT.dtype.element_ty), mask=mask)
+
+
+def _set_desc_blocks(nargs):
+    nargs["x_desc"].block_shape = [nargs["BLOCK_M"], nargs["BLOCK_K"]]
+    nargs["w_desc"].block_shape = [nargs["BLOCK_N"], nargs["BLOCK_K"]]
+
+
+def _tma_configs():
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 4}, num_warps=4, num_stages=1,
+                              pre_hook=_set_desc_blocks)]
+    shapes = [(128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (128, 128, 64, 8, 4), (128, 128, 64, 4, 4),
+              (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (128, 256, 128, 8, 2)]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=w, num_stages=s,
+                          pre_hook=_set_desc_blocks) for m, n, k, w, s in shapes]
+
+
+@triton.autotune(configs=_tma_configs(), key=["H", "HAS_GE"])
+@triton.jit
+def dlogits_tma_kernel(
+    x_desc, w_desc, OUT, stride_o, TGT, LSE, GL, GE, ENT,
+    n_rows, n_cols, H, col0, inv_t,
+    HAS_GL: tl.constexpr, HAS_GE: tl.constexpr, UPCAST: tl.constexpr, NUM_SMS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """``dlogits_mm_kernel``'s result, persistent over tiles, operands loaded through TMA."""
+    start = tl.program_id(0)
+    num_m = tl.cdiv(n_rows, BLOCK_M)
+    num_n = tl.cdiv(n_cols, BLOCK_N)
+    k_tiles = tl.cdiv(H, BLOCK_K)
+    per_group = GROUP_M * num_n
+    for tile in tl.range(start, num_m * num_n, NUM_SMS, flatten=True):
+        first_m = (tile // per_group) * GROUP_M
+        gsize = tl.minimum(num_m - first_m, GROUP_M)
+        pid_m = first_m + (tile % per_group) % gsize
+        pid_n = (tile % per_group) // gsize
+        om = pid_m * BLOCK_M
+        on = pid_n * BLOCK_N
+        acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+        for ki in range(k_tiles):
+            a = x_desc.load([om, ki * BLOCK_K])
+            b = w_desc.load([on, ki * BLOCK_K])
+            if UPCAST:
+                acc = tl.dot(a.to(tl.float32), b.to(tl.float32).T, acc)
+            else:
+                acc = tl.dot(a, b.T, acc)
+        rows = om + tl.arange(0, BLOCK_M)
+        cols = on + tl.arange(0, BLOCK_N)
+        rmask = rows < n_rows
+        mask = rmask[:, None] & (cols[None, :] < n_cols)
+        lse = tl.load(LSE + rows, mask=rmask, other=0.0)
+        logq = acc * inv_t - lse[:, None]
+        d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
+        tl.store(OUT + rows.to(tl.int64)[:, None] * stride_o + cols[None, :], d.to(OUT.dtype.element_ty), mask=mask)
