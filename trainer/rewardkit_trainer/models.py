@@ -168,7 +168,7 @@ def _merged_state_dict(peft_model: Any) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for name, module in causal.named_modules():
         if isinstance(module, LoraLayer):
-            weight = module.get_base_layer().weight.detach().clone()
+            weight = _dense_weight(module.get_base_layer().weight)
             for adapter in module.active_adapters:
                 if adapter in module.lora_A:
                     weight += module.get_delta_weight(adapter).to(weight.dtype)
@@ -177,11 +177,22 @@ def _merged_state_dict(peft_model: Any) -> dict[str, torch.Tensor]:
             if bias is not None:
                 state[f"{name}.bias"] = bias.detach().clone()
     for name, tensor in causal.state_dict().items():
-        if "lora_" in name:
+        if "lora_" in name or ".weight." in name:  # adapters; 4-bit quant state (absmax, quant_map, ...)
             continue
         clean = name.replace(".base_layer", "")
         state.setdefault(clean, tensor.detach().clone())
     return state
+
+
+def _dense_weight(weight: Any) -> torch.Tensor:
+    """A copy of a linear layer's weight as an ordinary dense tensor; bitsandbytes 4-bit
+    (QLoRA) weights are packed uint8 with a quant state and are dequantized first."""
+    quant_state = getattr(weight, "quant_state", None)
+    if quant_state is not None:
+        import bitsandbytes.functional as bnb_f
+
+        return bnb_f.dequantize_4bit(weight.data, quant_state).detach().clone()
+    return weight.detach().clone()
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:
