@@ -49,6 +49,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from rewardkit.errors import invalid
 
+from ..models import _dense_weight
 from .base import Rollout, RolloutEngine, SamplingParams
 
 __all__ = ["VLLMEngine", "vllm_available", "hf_weights"]
@@ -102,13 +103,13 @@ def hf_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
     lora_layers = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
-            if ".lora_" in name or ".original_module." in name:
+            if ".lora_" in name or ".original_module." in name or ".weight." in name:  # ".weight.": 4-bit quant state
                 continue
             module_name, _, leaf = name.rpartition(".")
             owner = module_name[: -len(".base_layer")] if module_name.endswith(".base_layer") else None
             layer = lora_layers.get(owner) if owner else None
             if layer is not None and leaf == "weight":
-                merged = tensor.detach().clone()
+                merged = _dense_weight(layer.get_base_layer().weight)  # QLoRA: dequantized first
                 for adapter in layer.active_adapters:
                     if adapter in layer.lora_A:
                         merged += layer.get_delta_weight(adapter).to(merged.dtype)
