@@ -44,17 +44,36 @@ def one_run(engine: str, seed: int, root: Path) -> dict:
             "steps": rows}
 
 
+def _grpo(run: dict) -> list[dict]:
+    return [x for x in run["steps"] if "step_seconds" in x]  # GRPO steps only (not the warm start's row)
+
+
+def _last(rows: list[dict], key: str, k: int = 5) -> float:
+    vals = [r[key] for r in rows[-k:] if key in r]
+    return statistics.mean(vals) if vals else float("nan")
+
+
 def summarize(runs: list[dict]) -> str:
-    lines = ["| engine | seeds | held-out acc after GRPO (each) | mean | sd | format after (each) |",
-             "|---|---|---|---|---|---|"]
+    """Per run, then per engine (mean and sample sd over seeds)."""
+    lines = ["| engine | seed | held-out acc before / after warm start / after GRPO | format after | "
+             "train correct, last 5 steps | completion length, last 5 | truncated share, last 5 | "
+             "median s/step | wall s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        st = _grpo(r)
+        lines.append(f"| {r['engine']} | {r['seed']} | {r['before']['accuracy']:.3f} / {r['after_sft']['accuracy']:.3f} / "
+                     f"**{r['after']['accuracy']:.3f}** | {r['after']['format']:.2f} | "
+                     f"{_last(st, 'rewards/correct/mean'):.2f} | {_last(st, 'completion_length/mean'):.1f} | "
+                     f"{_last(st, 'truncated_share'):.2f} | {statistics.median(x['step_seconds'] for x in st):.1f} | "
+                     f"{r['wall_s']:.0f} |")
+    lines += ["", "| engine | runs | held-out acc after GRPO, mean +- sd | train correct last 5, mean | "
+              "truncated share last 5, mean |", "|---|---|---|---|---|"]
     for engine in dict.fromkeys(r["engine"] for r in runs):
         rs = [r for r in runs if r["engine"] == engine]
         acc = [r["after"]["accuracy"] for r in rs]
         sd = statistics.stdev(acc) if len(acc) > 1 else float("nan")
-        seeds = ",".join(str(r["seed"]) for r in rs)
-        accs = ", ".join(f"{a:.3f}" for a in acc)
-        fmts = ", ".join(f"{r['after']['format']:.2f}" for r in rs)
-        lines.append(f"| {engine} | {seeds} | {accs} | {statistics.mean(acc):.3f} | {sd:.3f} | {fmts} |")
+        lines.append(f"| {engine} | {len(rs)} | {statistics.mean(acc):.3f} +- {sd:.3f} | "
+                     f"{statistics.mean(_last(_grpo(r), 'rewards/correct/mean') for r in rs):.2f} | "
+                     f"{statistics.mean(_last(_grpo(r), 'truncated_share') for r in rs):.2f} |")
     return "\n".join(lines)
 
 
@@ -63,7 +82,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--engines", default="hf,vllm")
     ap.add_argument("--out", default="bench/results/vllm_seeds.json")
+    ap.add_argument("--report", help="only print the tables for an existing JSON")
     args = ap.parse_args()
+    if args.report:
+        print(summarize(json.loads(Path(args.report).read_text())))
+        return
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):

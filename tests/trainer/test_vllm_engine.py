@@ -169,6 +169,42 @@ def test_duplicate_prompts_get_distinct_samples(full):
     assert len({tuple(ids) for ids in out.completion_ids}) > 4  # not two copies of one group
 
 
+_BUDGET_SCRIPT = """
+import json, os, sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/trainer", sys.argv[1] + "/tests/trainer"]
+from test_vllm_engine import PROMPTS, config, tiny_model, tiny_tokenizer
+from rewardkit_trainer.rollout import SamplingParams
+from rewardkit_trainer.rollout.vllm_engine import VLLMEngine
+engine = VLLMEngine(tiny_model(), tiny_tokenizer(), config(), max_num_batched_tokens=int(sys.argv[2]))
+params = SamplingParams(num_generations=8, max_completion_length=10, temperature=1.0, seed=5)
+print("RESULT" + json.dumps(engine.generate(PROMPTS * 4, params).completion_ids))
+engine.close()
+"""
+
+
+@pytest.mark.vllm
+def test_batches_larger_than_the_token_budget_sample_the_same():
+    # 12 prompts x 8 seeded samples need more prefill than 48 tokens a step; with vLLM's
+    # chunked prefill that crashed on CPU (seeded generators cannot rewind). Same samples
+    # as an engine with room for everything: seeds, not batching, decide them. Subprocesses:
+    # closing an engine tears down vLLM's process-wide state that the module's engine uses.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    outs = []
+    for budget in ("48", "4096"):
+        proc = subprocess.run([sys.executable, "-W", "ignore", "-c", _BUDGET_SCRIPT, root, budget],
+                              capture_output=True, text=True, timeout=240)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+        assert proc.returncode == 0 and line, proc.stderr[-2000:]
+        outs.append(json.loads(line[0][len("RESULT"):]))
+    assert len(outs[0]) == 96
+    assert outs[0] == outs[1]
+
+
 @pytest.mark.vllm
 def test_weight_sync_follows_trained_weights(full):
     model, engine = full

@@ -260,6 +260,11 @@ class VLLMEngine(RolloutEngine):
             logprobs_mode="processed_logprobs",
             enable_prefix_caching=True,
         )
+        if not cuda:
+            # A chunked prefill makes vLLM rewind each seeded request's generator offset, which
+            # CPU generators do not support ("CPU Generator does not use offset"): any batch
+            # whose prompts exceed max_num_batched_tokens crashed. Whole prefills only.
+            kwargs["enable_chunked_prefill"] = False
         if cuda:
             kwargs["gpu_memory_utilization"] = float(getattr(config, "vllm_gpu_memory_utilization", 0.3))
             kwargs["enable_sleep_mode"] = self.sleep_enabled
