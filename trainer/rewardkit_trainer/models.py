@@ -177,11 +177,17 @@ def _merged_state_dict(peft_model: Any) -> dict[str, torch.Tensor]:
             if bias is not None:
                 state[f"{name}.bias"] = bias.detach().clone()
     for name, tensor in causal.state_dict().items():
-        if "lora_" in name or ".weight." in name:  # adapters; 4-bit quant state (absmax, quant_map, ...)
+        if "lora_" in name or is_quant_state(name):
             continue
         clean = name.replace(".base_layer", "")
         state.setdefault(clean, tensor.detach().clone())
     return state
+
+
+def is_quant_state(name: str) -> bool:
+    """State-dict entries that belong to a bitsandbytes 4-bit weight's quant state
+    (``...weight.absmax``, ``...weight.quant_map``, ...), not to the model's architecture."""
+    return ".weight." in name
 
 
 def _dense_weight(weight: Any) -> torch.Tensor:

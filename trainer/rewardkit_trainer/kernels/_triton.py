@@ -79,13 +79,11 @@ def recompute_mode(x: torch.Tensor) -> str:
         raise invalid("REWARDKIT_LOGPROB_RECOMPUTE", mode, f"must be one of {RECOMPUTE_MODES}")
     if x.dtype == torch.float32:
         return "cublas"  # tensor cores would round float32 operands to tf32
-    tma_ok = TensorDescriptor is not None and x.shape[1] % 8 == 0 and (
-        _INTERPRET or (x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9))
-    if mode == "auto":
-        return "tma" if tma_ok and not _INTERPRET else "triton"
-    if mode == "tma" and not tma_ok:
-        return "triton"
-    return mode
+    hopper = x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
+    tma_ok = TensorDescriptor is not None and x.shape[1] % 8 == 0 and (hopper or _INTERPRET)
+    if mode == "auto":  # the interpreter runs "tma" only when asked for
+        mode = "tma" if hopper else "triton"
+    return "triton" if mode == "tma" and not tma_ok else mode
 
 
 _SMS: dict[int, int] = {}

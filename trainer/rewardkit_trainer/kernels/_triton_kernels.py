@@ -108,6 +108,27 @@ def _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT,
 
 
 @triton.jit
+def _store_dlogits(logits, rows, cols, n_rows, n_cols, col0, inv_t, OUT, stride_o, LSE, GL, TGT, GE, ENT,
+                   HAS_GL: tl.constexpr, HAS_GE: tl.constexpr):
+    """The shared epilogue: a tile of raw logits -> d loss / d logits, stored in OUT's dtype."""
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols[None, :] < n_cols)
+    lse = tl.load(LSE + rows, mask=rmask, other=0.0)
+    logq = logits * inv_t - lse[:, None]
+    d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
+    tl.store(OUT + rows.to(tl.int64)[:, None] * stride_o + cols[None, :], d.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _grouped_tile(tile, num_m, num_n, GROUP_M: tl.constexpr):
+    """Grouped tile order: neighbouring tiles share W tiles in L2."""
+    per_group = GROUP_M * num_n
+    first_m = (tile // per_group) * GROUP_M
+    gsize = tl.minimum(num_m - first_m, GROUP_M)
+    return first_m + (tile % per_group) % gsize, (tile % per_group) // gsize
+
+
+@triton.jit
 def dlogits_kernel(
     Z, stride_z, OUT, stride_o, TGT, LSE, GL, GE, ENT,
     n_rows, n_cols, col0, inv_t,
@@ -116,28 +137,29 @@ def dlogits_kernel(
     # GL / GE arrive already zeroed on ignored rows, so no validity test is needed here
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols[None, :] < n_cols)
-    rows64 = rows.to(tl.int64)
-    z = tl.load(Z + rows64[:, None] * stride_z + cols[None, :], mask=mask, other=0.0) * inv_t
-    lse = tl.load(LSE + rows, mask=rmask, other=0.0)
-    logq = z - lse[:, None]
-    d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
-    tl.store(OUT + rows64[:, None] * stride_o + cols[None, :], d.to(OUT.dtype.element_ty), mask=mask)
+    mask = (rows < n_rows)[:, None] & (cols[None, :] < n_cols)
+    z = tl.load(Z + rows.to(tl.int64)[:, None] * stride_z + cols[None, :], mask=mask, other=0.0)
+    _store_dlogits(z, rows, cols, n_rows, n_cols, col0, inv_t, OUT, stride_o, LSE, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
 
 
-def _mm_configs():
+def _tile_configs(shapes, pre_hook=None):
     # the interpreter runs every autotune candidate on the CPU: give it one small tile
     if os.environ.get("TRITON_INTERPRET") == "1":
-        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 4}, num_warps=4, num_stages=1)]
-    shapes = [(128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3), (256, 128, 64, 8, 4),
+        shapes, group = [(32, 32, 16, 4, 1)], 4
+    else:
+        group = 8
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": group}, num_warps=w, num_stages=st,
+                          pre_hook=pre_hook) for m, n, k, w, st in shapes]
+
+
+_MM_SHAPES = [(128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3), (256, 128, 64, 8, 4),
               (128, 128, 64, 4, 4), (128, 128, 64, 8, 4), (128, 128, 128, 8, 3), (128, 256, 32, 8, 5),
               (64, 256, 64, 4, 4)]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=w, num_stages=s)
-            for m, n, k, w, s in shapes]
+_TMA_SHAPES = [(128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (128, 128, 64, 8, 4), (128, 128, 64, 4, 4),
+               (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (128, 256, 128, 8, 2)]
 
 
-@triton.autotune(configs=_mm_configs(), key=["H", "HAS_GE"])
+@triton.autotune(configs=_tile_configs(_MM_SHAPES), key=["H", "HAS_GE"])
 @triton.heuristics({"EVEN_K": lambda a: a["H"] % a["BLOCK_K"] == 0})
 @triton.jit
 def dlogits_mm_kernel(
@@ -152,15 +174,7 @@ def dlogits_mm_kernel(
     ``W`` points at the block's first vocabulary row (``col0`` is its index, for the one-hot).
     The logits never leave registers; only the compute-dtype result is written.
     """
-    pid = tl.program_id(0)
-    num_m = tl.cdiv(n_rows, BLOCK_M)
-    num_n = tl.cdiv(n_cols, BLOCK_N)
-    # grouped launch order: neighbouring programs share W tiles in L2
-    per_group = GROUP_M * num_n
-    first_m = (pid // per_group) * GROUP_M
-    gsize = tl.minimum(num_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % gsize
-    pid_n = (pid % per_group) // gsize
+    pid_m, pid_n = _grouped_tile(tl.program_id(0), tl.cdiv(n_rows, BLOCK_M), tl.cdiv(n_cols, BLOCK_N), GROUP_M)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rk = tl.arange(0, BLOCK_K)
@@ -182,13 +196,7 @@ def dlogits_mm_kernel(
             acc = tl.dot(a, b, acc)
         a_ptrs += BLOCK_K
         b_ptrs += BLOCK_K
-    rmask = rows < n_rows
-    mask = rmask[:, None] & (cols[None, :] < n_cols)
-    lse = tl.load(LSE + rows, mask=rmask, other=0.0)
-    logq = acc * inv_t - lse[:, None]
-    d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
-    out_ptrs = OUT + rows.to(tl.int64)[:, None] * stride_o + cols[None, :]
-    tl.store(out_ptrs, d.to(OUT.dtype.element_ty), mask=mask)
+    _store_dlogits(acc, rows, cols, n_rows, n_cols, col0, inv_t, OUT, stride_o, LSE, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
 
 
 def _set_desc_blocks(nargs):
@@ -196,17 +204,7 @@ def _set_desc_blocks(nargs):
     nargs["w_desc"].block_shape = [nargs["BLOCK_N"], nargs["BLOCK_K"]]
 
 
-def _tma_configs():
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16, "GROUP_M": 4}, num_warps=4, num_stages=1,
-                              pre_hook=_set_desc_blocks)]
-    shapes = [(128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (128, 128, 64, 8, 4), (128, 128, 64, 4, 4),
-              (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (128, 256, 128, 8, 2)]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=w, num_stages=s,
-                          pre_hook=_set_desc_blocks) for m, n, k, w, s in shapes]
-
-
-@triton.autotune(configs=_tma_configs(), key=["H", "HAS_GE"])
+@triton.autotune(configs=_tile_configs(_TMA_SHAPES, _set_desc_blocks), key=["H", "HAS_GE"])
 @triton.jit
 def dlogits_tma_kernel(
     x_desc, w_desc, OUT, stride_o, TGT, LSE, GL, GE, ENT,
@@ -219,12 +217,8 @@ def dlogits_tma_kernel(
     num_m = tl.cdiv(n_rows, BLOCK_M)
     num_n = tl.cdiv(n_cols, BLOCK_N)
     k_tiles = tl.cdiv(H, BLOCK_K)
-    per_group = GROUP_M * num_n
     for tile in tl.range(start, num_m * num_n, NUM_SMS, flatten=True):
-        first_m = (tile // per_group) * GROUP_M
-        gsize = tl.minimum(num_m - first_m, GROUP_M)
-        pid_m = first_m + (tile % per_group) % gsize
-        pid_n = (tile % per_group) // gsize
+        pid_m, pid_n = _grouped_tile(tile, num_m, num_n, GROUP_M)
         om = pid_m * BLOCK_M
         on = pid_n * BLOCK_N
         acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
@@ -235,11 +229,5 @@ def dlogits_tma_kernel(
                 acc = tl.dot(a.to(tl.float32), b.to(tl.float32).T, acc)
             else:
                 acc = tl.dot(a, b.T, acc)
-        rows = om + tl.arange(0, BLOCK_M)
-        cols = on + tl.arange(0, BLOCK_N)
-        rmask = rows < n_rows
-        mask = rmask[:, None] & (cols[None, :] < n_cols)
-        lse = tl.load(LSE + rows, mask=rmask, other=0.0)
-        logq = acc * inv_t - lse[:, None]
-        d = _grad_logits(logq, rows, rmask, cols, col0, inv_t, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
-        tl.store(OUT + rows.to(tl.int64)[:, None] * stride_o + cols[None, :], d.to(OUT.dtype.element_ty), mask=mask)
+        _store_dlogits(acc, om + tl.arange(0, BLOCK_M), on + tl.arange(0, BLOCK_N), n_rows, n_cols, col0, inv_t,
+                       OUT, stride_o, LSE, GL, TGT, GE, ENT, HAS_GL, HAS_GE)

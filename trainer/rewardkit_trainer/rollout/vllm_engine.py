@@ -49,7 +49,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from rewardkit.errors import invalid
 
-from ..models import _dense_weight
+from ..models import _dense_weight, is_quant_state
 from .base import Rollout, RolloutEngine, SamplingParams
 
 __all__ = ["VLLMEngine", "vllm_available", "hf_weights"]
@@ -103,7 +103,7 @@ def hf_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
     lora_layers = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
-            if ".lora_" in name or ".original_module." in name or ".weight." in name:  # ".weight.": 4-bit quant state
+            if ".lora_" in name or ".original_module." in name or is_quant_state(name):
                 continue
             module_name, _, leaf = name.rpartition(".")
             owner = module_name[: -len(".base_layer")] if module_name.endswith(".base_layer") else None
