@@ -11,6 +11,7 @@ from rewardkit_trainer.rollout.base import RolloutEngine, SamplingParams
 from rewardkit_trainer.rollout.hf import HFEngine, filter_logits
 from rewardkit_trainer.trainer import sequence_logprobs
 
+from .stats import chi2_rejects
 from .tiny import tiny_model, tiny_tokenizer
 
 
@@ -65,6 +66,26 @@ def test_left_padding_does_not_change_samples(model, tok):
     params = SamplingParams(num_generations=2, max_completion_length=6, top_k=1)
     eng = HFEngine(model, tok)
     assert eng.generate([short, long], params).completion_ids[:2] == eng.generate([short], params).completion_ids
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(0.05, 0, 1.0), (0.1, 0, 1.0), (0.05, 5, 1.0), (0.05, 0, 0.8)])
+def test_samples_follow_the_policy_distribution(model, tok, temperature, top_k, top_p):
+    # 4,000 first tokens against the filtered softmax; the same counts must be rejected
+    # against a wrong temperature (the test has power). The random tiny model is nearly
+    # uniform: low temperatures give the distribution a shape to test.
+    prompt = tok("hi 12 + 3")["input_ids"]
+    params = SamplingParams(num_generations=500, max_completion_length=1, temperature=temperature,
+                            top_k=top_k, top_p=top_p, seed=2)
+    r = HFEngine(model, tok).generate([prompt] * 8, params)
+    counts = torch.bincount(torch.tensor([ids[0] for ids in r.completion_ids]), minlength=model.config.vocab_size)
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt])).logits[0, -1].float()
+
+    def policy(t):
+        return filter_logits((logits / t)[None], top_k, top_p)[0].softmax(-1)
+
+    assert not chi2_rejects(counts.float(), policy(temperature))
+    assert chi2_rejects(counts.float(), policy(temperature * 1.25))
 
 
 def test_seed_makes_sampling_reproducible(model, tok):

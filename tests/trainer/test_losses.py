@@ -156,3 +156,26 @@ def test_importance_weights_drop_nan_tokens():
     mask = torch.ones(1, 3)
     w = importance_weights(trainer, engine, mask, "token_truncate", 3.0)
     assert torch.equal(w, torch.tensor([[1.0, 1.0, 0.0]]))
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "sequence_mask"])
+def test_sampling_metrics_report_gap_weights_and_masked_share(mode):
+    from rewardkit_trainer.trainer import _sampling_metrics
+
+    trainer = torch.tensor([[0.0, 0.0, 0.0], [-0.1, -0.1, 0.0], [0.0, 0.0, 0.0]])
+    engine = torch.tensor([[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # row 3: an empty completion
+    entry = {"old": trainer, "eng": engine, "mask": mask, "is": importance_weights(trainer, engine, mask, mode, 3.0)}
+    m = _sampling_metrics({0: entry}, mode)
+    assert m["sampling/sampling_logp_difference/mean"] == pytest.approx(2.2 / 5)
+    assert m["sampling/sampling_logp_difference/max"] == pytest.approx(2.0)
+    if mode == "token_truncate":  # five real tokens, the first capped
+        want = [3.0, 1.0, 1.0, math.exp(-0.1), math.exp(-0.1)]
+        masked = 0.0
+    else:  # two real sequences, the first zeroed (e^2 > cap)
+        want = [0.0, math.exp(-0.2)]
+        masked = 0.5
+    assert m["sampling/importance_sampling_ratio/min"] == pytest.approx(min(want))
+    assert m["sampling/importance_sampling_ratio/mean"] == pytest.approx(sum(want) / len(want))
+    assert m["sampling/importance_sampling_ratio/max"] == pytest.approx(max(want))
+    assert m["sampling/importance_sampling_masked_share"] == masked

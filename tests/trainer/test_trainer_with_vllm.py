@@ -33,6 +33,9 @@ def test_two_steps_with_vllm_and_is_correction(tmp_path):
         for _ in range(2):
             m = trainer.train_step()
             assert math.isfinite(m["loss"]) and math.isfinite(m["reward/mean"])
-            assert 0.5 < m["is_weight_mean"] < 1.5  # engine and trainer agree closely in fp32
+            # engine and trainer agree closely in fp32: nothing is corrected away
+            assert m["sampling/sampling_logp_difference/max"] < 1e-3
+            assert 0.999 < m["sampling/importance_sampling_ratio/min"] <= m["sampling/importance_sampling_ratio/max"] < 1.001
+            assert m["sampling/importance_sampling_masked_share"] == 0.0
     finally:
         trainer.engine.close()

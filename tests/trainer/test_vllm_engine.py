@@ -169,6 +169,32 @@ def test_duplicate_prompts_get_distinct_samples(full):
     assert len({tuple(ids) for ids in out.completion_ids}) > 4  # not two copies of one group
 
 
+@pytest.mark.vllm
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 1.0), (1.6, 0, 1.0), (1.6, 6, 1.0), (1.6, 0, 0.95)])
+def test_samples_follow_the_policy_distribution(full, temperature, top_k, top_p):
+    # Equal log-probs of the tokens it picked do not show that vLLM picks them with the
+    # policy's probabilities. 4,000 first tokens against transformers' filtered softmax;
+    # the same counts must be rejected against a wrong temperature (the test has power).
+    from rewardkit_trainer.rollout.hf import filter_logits
+
+    from .stats import chi2_rejects
+
+    model, engine = full
+    prompt = PROMPTS[2]
+    params = SamplingParams(num_generations=500, max_completion_length=1, temperature=temperature,
+                            top_k=top_k, top_p=top_p, seed=2)
+    out = engine.generate([prompt] * 8, params)
+    counts = torch.bincount(torch.tensor([ids[0] for ids in out.completion_ids]), minlength=VOCAB).float()
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt])).logits[0, -1].float()
+
+    def policy(t):
+        return filter_logits((logits / t)[None], top_k, top_p)[0].softmax(-1)
+
+    assert not chi2_rejects(counts, policy(temperature))
+    assert chi2_rejects(counts, policy(temperature * 1.25))
+
+
 _BUDGET_SCRIPT = """
 import json, os, sys
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/trainer", sys.argv[1] + "/tests/trainer"]

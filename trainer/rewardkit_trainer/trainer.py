@@ -151,12 +151,12 @@ class GRPOTrainer:
                 eng = _pad([rollout.logprobs[i] for i in idx], entry["old"].shape[1], entry["old"].device)
                 entry["is"] = importance_weights(entry["old"], eng, mask, c.vllm_importance_sampling_mode,
                                                  c.vllm_importance_sampling_cap)
+                entry["eng"], entry["mask"] = eng, mask
             fixed[b] = entry
         loss_fn = LOSSES[c.loss_type]
         sums: dict[str, float] = {}
-        if use_is:  # how far the sampler is from the trainer: 1.0 means no correction
-            w = [(e["is"].sum() / (e["is"] > 0).sum().clamp(min=1)).item() for e in fixed.values()]
-            sums["is_weight_mean"] = c.num_iterations * sum(w) / len(w)
+        if use_is:  # how far the sampler is from the trainer (TRL's metric names)
+            sums.update({k: c.num_iterations * v for k, v in _sampling_metrics(fixed, c.vllm_importance_sampling_mode).items()})
         count = 0
         self.model.train()
         for _ in range(c.num_iterations):
@@ -310,6 +310,35 @@ class GRPOTrainer:
 
 
 # helpers ---------------------------------------------------------------------------------
+def _sampling_metrics(fixed: dict[int, dict[str, torch.Tensor]], mode: str) -> dict[str, float]:
+    """|trainer - engine| token log-prob gap and the applied IS weights, over one step's batches.
+
+    Weights are taken per real token in ``token_*`` modes and per sequence in ``sequence_*``
+    modes (the zeroed ones of ``*_mask`` included, and counted in ``masked_share``).
+    """
+    gaps, weights = [], []
+    for e in fixed.values():
+        mask = e["mask"].bool()
+        gap = (e["old"] - e["eng"]).abs()[mask]
+        gaps.append(gap[~torch.isnan(gap)])
+        if mode.startswith("sequence"):
+            rows = mask.any(-1)
+            weights.append(e["is"][:, 0][rows])  # broadcast along T: any real token holds it
+        else:
+            weights.append(e["is"][mask])
+    gap, w = torch.cat(gaps), torch.cat(weights)
+    if not w.numel():
+        return {}
+    return {
+        "sampling/sampling_logp_difference/mean": float(gap.mean()) if gap.numel() else 0.0,
+        "sampling/sampling_logp_difference/max": float(gap.max()) if gap.numel() else 0.0,
+        "sampling/importance_sampling_ratio/min": float(w.min()),
+        "sampling/importance_sampling_ratio/mean": float(w.mean()),
+        "sampling/importance_sampling_ratio/max": float(w.max()),
+        "sampling/importance_sampling_masked_share": float((w == 0).float().mean()),
+    }
+
+
 def _pad(rows: list[list[float]], width: int, device) -> torch.Tensor:
     out = torch.zeros((len(rows), width), dtype=torch.float32)
     for i, r in enumerate(rows):
