@@ -170,29 +170,36 @@ def test_duplicate_prompts_get_distinct_samples(full):
 
 
 @pytest.mark.vllm
-@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 1.0), (1.6, 0, 1.0), (1.6, 6, 1.0), (1.6, 0, 0.95)])
+@pytest.mark.parametrize("temperature,top_k,top_p", [(0.8, 0, 1.0), (1.6, 0, 1.0), (1.6, 6, 1.0), (1.6, 0, 0.95)])
 def test_samples_follow_the_policy_distribution(full, temperature, top_k, top_p):
     # Equal log-probs of the tokens it picked do not show that vLLM picks them with the
-    # policy's probabilities. 4,000 first tokens against transformers' filtered softmax;
-    # the same counts must be rejected against a wrong temperature (the test has power).
+    # policy's probabilities. 4,000 two-token samples: the first tokens against
+    # transformers' filtered softmax, and the second tokens after the commonest first token
+    # (a decode step, with the KV cache) against the softmax given that token. The first
+    # counts must also be rejected against a temperature 25% off: the test has power.
     from rewardkit_trainer.rollout.hf import filter_logits
 
     from .stats import chi2_rejects
 
     model, engine = full
     prompt = PROMPTS[2]
-    params = SamplingParams(num_generations=500, max_completion_length=1, temperature=temperature,
+    params = SamplingParams(num_generations=500, max_completion_length=2, temperature=temperature,
                             top_k=top_k, top_p=top_p, seed=2)
     out = engine.generate([prompt] * 8, params)
-    counts = torch.bincount(torch.tensor([ids[0] for ids in out.completion_ids]), minlength=VOCAB).float()
-    with torch.no_grad():
-        logits = model(torch.tensor([prompt])).logits[0, -1].float()
+    first = torch.tensor([ids[0] for ids in out.completion_ids])
+    mode = int(first.mode().values)
+    second = torch.tensor([ids[1] for ids in out.completion_ids if ids[0] == mode and len(ids) > 1])
+    assert mode != EOS and len(second) > 500  # the prompt is chosen so that this holds
 
-    def policy(t):
+    def policy(context, t):
+        with torch.no_grad():
+            logits = model(torch.tensor([context])).logits[0, -1].float()
         return filter_logits((logits / t)[None], top_k, top_p)[0].softmax(-1)
 
-    assert not chi2_rejects(counts, policy(temperature))
-    assert chi2_rejects(counts, policy(temperature * 1.25))
+    counts = torch.bincount(first, minlength=VOCAB).float()
+    assert not chi2_rejects(counts, policy(prompt, temperature))
+    assert chi2_rejects(counts, policy(prompt, temperature * 1.25))
+    assert not chi2_rejects(torch.bincount(second, minlength=VOCAB).float(), policy(prompt + [mode], temperature))
 
 
 _BUDGET_SCRIPT = """
