@@ -10,21 +10,35 @@ with the engine's log-probs). The optimizer step is replaced by a gradient captu
 both see the same weights. Prints both paths' metrics and the gradients' relative
 difference and cosine.
 """
-import os, sys, tempfile
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path[:0] = [".", "trainer"]
-import torch
-from rewardkit_trainer.cli import demo_config_path
-from rewardkit_trainer.config import load_config
-from rewardkit_trainer.trainer import GRPOTrainer
-from rewardkit_trainer.sft import sft_warm_start
-from rewardkit_trainer.rollout import SamplingParams
-from rewardkit_trainer.rewards import score_rollout
-from rewardkit_trainer.losses import group_advantages
+
+import torch  # noqa: E402
+from rewardkit_trainer.cli import demo_config_path  # noqa: E402
+from rewardkit_trainer.config import load_config  # noqa: E402
+from rewardkit_trainer.losses import group_advantages  # noqa: E402
+from rewardkit_trainer.rewards import score_rollout  # noqa: E402
+from rewardkit_trainer.rollout import SamplingParams  # noqa: E402
+from rewardkit_trainer.sft import sft_warm_start  # noqa: E402
+from rewardkit_trainer.trainer import GRPOTrainer  # noqa: E402
+
+
+class _EngineName:
+    """Stands in for the engine inside ``_optimize``, which reads only ``.name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
 def main():
-    c = load_config(demo_config_path(), rollout_engine="hf", output_dir=tempfile.mkdtemp(prefix="update-path-"), seed=4, progress=False)
+    c = load_config(demo_config_path(), rollout_engine="hf", output_dir=tempfile.mkdtemp(prefix="update-path-"),
+                    seed=4, progress=False)
     tr = GRPOTrainer(c)
     sft_warm_start(tr)
     rows = tr.train_rows[:4]
@@ -38,15 +52,15 @@ def main():
     print("adv", adv.view(4, 8))
     reps = [x for x in ids for _ in range(g)]
     grads = {}
+
     def capture(tag):
-        def step(*a, **k):
-            grads[tag] = [p.grad.detach().clone() for p in tr.model.parameters() if p.requires_grad]
+        def step(*args, **kwargs):  # record the gradient instead of stepping: both paths see one set of weights
+            grads[tag] = [q.grad.detach().clone() for q in tr.model.parameters() if q.requires_grad]
         return step
-    class Fake:  # only .name is read
-        def __init__(self, name): self.name = name
+
     for tag in ("hf", "vllm"):
         tr.optimizer.step = capture(tag)
-        tr.engine = Fake(tag)
+        tr.engine = _EngineName(tag)
         m = tr._optimize(reps, ro, adv)
         print(tag, {k: round(v, 6) for k, v in m.items()})
     a, b = grads["hf"], grads["vllm"]
@@ -55,5 +69,6 @@ def main():
     cos = sum(float((x * y).sum()) for x, y in zip(a, b)) / (den * sum(float(y.pow(2).sum()) for y in b) ** 0.5)
     print("grad rel diff", num / den, "cos", cos, "norm hf", den)
 
-if __name__ == '__main__':
+
+if __name__ == "__main__":
     main()

@@ -155,8 +155,6 @@ class GRPOTrainer:
             fixed[b] = entry
         loss_fn = LOSSES[c.loss_type]
         sums: dict[str, float] = {}
-        if use_is:  # how far the sampler is from the trainer (TRL's metric names)
-            sums.update({k: c.num_iterations * v for k, v in _sampling_metrics(fixed, c.vllm_importance_sampling_mode).items()})
         count = 0
         self.model.train()
         for _ in range(c.num_iterations):
@@ -182,7 +180,10 @@ class GRPOTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             count += 1
         self.scheduler.step()
-        return {k: v / count for k, v in sums.items()}
+        out = {k: v / count for k, v in sums.items()}
+        if use_is:  # how far the sampler is from the trainer (TRL's metric names); once per step
+            out.update(_sampling_metrics(fixed, c.vllm_importance_sampling_mode))
+        return out
 
     def _ref_logprobs(self, p, comp, pad):
         c = self.config
