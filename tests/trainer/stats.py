@@ -26,3 +26,65 @@ def chi2_rejects(counts: torch.Tensor, probs: torch.Tensor, z: float = 3.719) ->
         return False  # one possible token: nothing to test
     stat = float(((observed - expected) ** 2 / expected).sum())
     return stat > df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+
+def policy_residuals(model, prompts, completions, temperature: float, eos_ids,
+                     group: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-token residuals with mean 0 when every token was drawn from the policy given its prefix.
+
+    ``completions`` are grouped: rows ``[i*group, (i+1)*group)`` continue ``prompts[i]``. For a
+    token x drawn from p (the model's softmax at ``temperature``, given the prefix):
+
+    - ``surprise``: -log p(x) - H(p)
+    - ``top``: 1[x is p's mode] - max p
+    - ``stop``: 1[x ends the completion] - p(eos)
+    - ``pair``: for disjoint pairs of one group (rows 0-1, 2-3, ...), while they share a
+      prefix: 1[same next token] - sum p^2. Catches samples of a group that are not independent.
+
+    Returns ``name -> (residuals, variances)``, the variance of each term under the policy.
+    The terms are martingale differences along a completion, so :func:`z_score` (sum over the
+    root of the summed variances) is about N(0, 1) whatever the sequence lengths.
+    """
+    eos = torch.tensor(sorted(eos_ids))
+    res: dict[str, list[float]] = {"surprise": [], "top": [], "stop": [], "pair": []}
+    var: dict[str, list[float]] = {k: [] for k in res}
+    square: list[torch.Tensor] = []
+    for row, comp in enumerate(completions):
+        prompt = list(prompts[row // group])
+        if not comp:
+            square.append(torch.zeros(0))
+            continue
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + list(comp)])).logits[0, len(prompt) - 1 : -1].double()
+        logp = torch.log_softmax(logits / temperature, -1)
+        p = logp.exp()
+        x = torch.tensor(list(comp))
+        entropy = -(p * logp).sum(-1)
+        res["surprise"] += (-logp.gather(1, x[:, None])[:, 0] - entropy).tolist()
+        var["surprise"] += ((p * logp * logp).sum(-1) - entropy**2).tolist()
+        top = p.max(-1).values
+        res["top"] += ((x == p.argmax(-1)).double() - top).tolist()
+        var["top"] += (top * (1 - top)).tolist()
+        stop = p[:, eos].sum(-1)
+        res["stop"] += (torch.isin(x, eos).double() - stop).tolist()
+        var["stop"] += (stop * (1 - stop)).tolist()
+        square.append((p * p).sum(-1))
+    for a in range(0, len(completions) - 1, 2):
+        b = a + 1
+        if a // group != b // group:
+            continue
+        x, y = completions[a], completions[b]
+        for t in range(min(len(x), len(y))):
+            s2 = float(square[a][t])
+            res["pair"].append(float(x[t] == y[t]) - s2)
+            var["pair"].append(s2 * (1 - s2))
+            if x[t] != y[t]:
+                break
+    return {k: (torch.tensor(res[k], dtype=torch.float64), torch.tensor(var[k], dtype=torch.float64)) for k in res}
+
+
+def z_score(residuals: torch.Tensor, variances: torch.Tensor) -> float:
+    """Sum of the residuals over the root of their summed variances: about N(0, 1) under the policy."""
+    total = float(variances.sum())
+    return float(residuals.sum()) / math.sqrt(total) if total > 0 else 0.0
