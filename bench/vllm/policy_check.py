@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the table as JSON here too")
     args = ap.parse_args()
 
-    from stats import policy_residuals, z_score
+    from stats import completion_logits, policy_residuals, z_score
 
     from rewardkit_trainer.cli import demo_config_path
     from rewardkit_trainer.config import load_config
@@ -64,9 +64,12 @@ def main() -> None:
             fmt += [float((r.parts[fp].value or 0) > 0) for r in results]
             lengths += [len(x) for x in out.completion_ids]
             cut += [float(x) for x in out.truncated]
+            logits = completion_logits(tr.model, prompts, out.completion_ids, g)
             for into, temp in ((stats, t), (wrong, t * 1.25)):
-                for key, (res, var) in policy_residuals(tr.model, prompts, out.completion_ids, temp, eos, g).items():
+                for key, (res, var) in policy_residuals(tr.model, prompts, out.completion_ids, temp, eos, g,
+                                                        logits=logits).items():
                     into.setdefault(key, []).append((res, var))
+            print(f"{name}: call {k + 1} of {args.calls} checked", flush=True)
         import torch
 
         def z(parts):

@@ -29,8 +29,21 @@ def chi2_rejects(counts: torch.Tensor, probs: torch.Tensor, z: float = 3.719) ->
 
 
 
-def policy_residuals(model, prompts, completions, temperature: float, eos_ids,
-                     group: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def completion_logits(model, prompts, completions, group: int) -> list[torch.Tensor]:
+    """The model's logits [len, vocab] at each completion token (teacher forcing), per row."""
+    out = []
+    for row, comp in enumerate(completions):
+        prompt = list(prompts[row // group])
+        if not comp:
+            out.append(torch.zeros(0, 0))
+            continue
+        with torch.no_grad():
+            out.append(model(torch.tensor([prompt + list(comp)])).logits[0, len(prompt) - 1 : -1].float())
+    return out
+
+
+def policy_residuals(model, prompts, completions, temperature: float, eos_ids, group: int,
+                     logits: list[torch.Tensor] | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per-token residuals with mean 0 when every token was drawn from the policy given its prefix.
 
     ``completions`` are grouped: rows ``[i*group, (i+1)*group)`` continue ``prompts[i]``. For a
@@ -42,7 +55,8 @@ def policy_residuals(model, prompts, completions, temperature: float, eos_ids,
     - ``pair``: for disjoint pairs of one group (rows 0-1, 2-3, ...), while they share a
       prefix: 1[same next token] - sum p^2. Catches samples of a group that are not independent.
 
-    Returns ``name -> (residuals, variances)``, the variance of each term under the policy.
+    ``logits`` (from :func:`completion_logits`) saves the forward passes when the same
+    completions are tested more than once. Returns ``name -> (residuals, variances)``, the variance of each term under the policy.
     The terms are martingale differences along a completion, so :func:`z_score` (sum over the
     root of the summed variances) is about N(0, 1) whatever the sequence lengths.
     """
@@ -50,14 +64,13 @@ def policy_residuals(model, prompts, completions, temperature: float, eos_ids,
     res: dict[str, list[float]] = {"surprise": [], "top": [], "stop": [], "pair": []}
     var: dict[str, list[float]] = {k: [] for k in res}
     square: list[torch.Tensor] = []
-    for row, comp in enumerate(completions):
-        prompt = list(prompts[row // group])
+    if logits is None:
+        logits = completion_logits(model, prompts, completions, group)
+    for comp, row_logits in zip(completions, logits):
         if not comp:
             square.append(torch.zeros(0))
             continue
-        with torch.no_grad():
-            logits = model(torch.tensor([prompt + list(comp)])).logits[0, len(prompt) - 1 : -1].double()
-        logp = torch.log_softmax(logits / temperature, -1)
+        logp = torch.log_softmax(row_logits.double() / temperature, -1)
         p = logp.exp()
         x = torch.tensor(list(comp))
         entropy = -(p * logp).sum(-1)
