@@ -8,7 +8,8 @@ completions per call at the run's temperature (0.8, 48 tokens). Every sampled to
 checked against the policy given its own prefix with the statistics of
 tests/trainer/stats.py (surprise, mode, stop, within-group pairs): each z is about N(0, 1)
 when the engine draws from the policy. Also prints the format share, length and truncated
-share of the samples, and the same z's against a temperature 25% off (the power check).
+share of the samples, the same z's against a temperature 25% off (the power check), and
+the z's of surprise, mode and stop per block of 12 positions (0-11, 12-23, 24-35, 36-47).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the table as JSON here too")
     args = ap.parse_args()
 
+    import torch
     from stats import completion_logits, policy_residuals, z_score
 
     from rewardkit_trainer.cli import demo_config_path
@@ -54,6 +56,7 @@ def main() -> None:
         stats: dict = {}
         wrong: dict = {}
         fmt, lengths, cut = [], [], []
+        buckets: dict = {}  # (statistic, first position of the bucket) -> parts
         for k in range(args.calls):
             rows = tr.train_rows[k * 16 : (k + 1) * 16]
             prompts = [tr.encode_prompt(r["prompt"]) for r in rows]
@@ -65,12 +68,18 @@ def main() -> None:
             lengths += [len(x) for x in out.completion_ids]
             cut += [float(x) for x in out.truncated]
             logits = completion_logits(tr.model, prompts, out.completion_ids, g)
+            pos = torch.cat([torch.arange(len(x)) for x in out.completion_ids if x])
+            full = policy_residuals(tr.model, prompts, out.completion_ids, t, eos, g, logits=logits)
+            for key in ("surprise", "top", "stop"):
+                r, v = full[key]
+                for lo, hi in ((0, 12), (12, 24), (24, 36), (36, 48)):
+                    m = (pos >= lo) & (pos < hi)
+                    buckets.setdefault((key, lo), []).append((r[m], v[m]))
             for into, temp in ((stats, t), (wrong, t * 1.25)):
                 for key, (res, var) in policy_residuals(tr.model, prompts, out.completion_ids, temp, eos, g,
                                                         logits=logits).items():
                     into.setdefault(key, []).append((res, var))
             print(f"{name}: call {k + 1} of {args.calls} checked", flush=True)
-        import torch
 
         def z(parts):
             return round(z_score(torch.cat([r for r, _ in parts]), torch.cat([v for _, v in parts])), 2)
@@ -78,6 +87,7 @@ def main() -> None:
         table[name] = {"completions": len(lengths), "tokens": sum(lengths), "format": round(sum(fmt) / len(fmt), 3),
                        "length": round(sum(lengths) / len(lengths), 2), "truncated": round(sum(cut) / len(cut), 3),
                        "z": {k: z(v) for k, v in stats.items()}, "z_T_x1.25": {k: z(v) for k, v in wrong.items()}}
+        table[name]["z_by_position"] = {f"{k}@{lo}-{lo + 11}": z(v) for (k, lo), v in buckets.items()}
         print(name, json.dumps(table[name]), flush=True)
     engines["vllm"].close()
     if args.out:
