@@ -69,16 +69,14 @@ def main() -> None:
             cut += [float(x) for x in out.truncated]
             logits = completion_logits(tr.model, prompts, out.completion_ids, g)
             pos = torch.cat([torch.arange(len(x)) for x in out.completion_ids if x])
-            full = policy_residuals(tr.model, prompts, out.completion_ids, t, eos, g, logits=logits)
-            for key in ("surprise", "top", "stop"):
-                r, v = full[key]
-                for lo, hi in ((0, 12), (12, 24), (24, 36), (36, 48)):
-                    m = (pos >= lo) & (pos < hi)
-                    buckets.setdefault((key, lo), []).append((r[m], v[m]))
             for into, temp in ((stats, t), (wrong, t * 1.25)):
                 for key, (res, var) in policy_residuals(tr.model, prompts, out.completion_ids, temp, eos, g,
                                                         logits=logits).items():
                     into.setdefault(key, []).append((res, var))
+                    if into is stats and key != "pair":  # pair terms are per pair, not per token
+                        for lo in (0, 12, 24, 36):
+                            m = (pos >= lo) & (pos < lo + 12)
+                            buckets.setdefault((key, lo), []).append((res[m], var[m]))
             print(f"{name}: call {k + 1} of {args.calls} checked", flush=True)
 
         def z(parts):

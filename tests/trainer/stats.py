@@ -28,7 +28,6 @@ def chi2_rejects(counts: torch.Tensor, probs: torch.Tensor, z: float = 3.719) ->
     return stat > df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
 
 
-
 def completion_logits(model, prompts, completions, group: int) -> list[torch.Tensor]:
     """The model's logits [len, vocab] at each completion token (teacher forcing), per row."""
     out = []
@@ -56,9 +55,10 @@ def policy_residuals(model, prompts, completions, temperature: float, eos_ids, g
       prefix: 1[same next token] - sum p^2. Catches samples of a group that are not independent.
 
     ``logits`` (from :func:`completion_logits`) saves the forward passes when the same
-    completions are tested more than once. Returns ``name -> (residuals, variances)``, the variance of each term under the policy.
-    The terms are martingale differences along a completion, so :func:`z_score` (sum over the
-    root of the summed variances) is about N(0, 1) whatever the sequence lengths.
+    completions are tested more than once. Returns ``name -> (residuals, variances)``, the
+    variance of each term under the policy. The terms are martingale differences along a
+    completion, so :func:`z_score` (sum over the root of the summed variances) is about
+    N(0, 1) whatever the sequence lengths.
     """
     eos = torch.tensor(sorted(eos_ids))
     res: dict[str, list[float]] = {"surprise": [], "top": [], "stop": [], "pair": []}
@@ -101,3 +101,25 @@ def z_score(residuals: torch.Tensor, variances: torch.Tensor) -> float:
     """Sum of the residuals over the root of their summed variances: about N(0, 1) under the policy."""
     total = float(variances.sum())
     return float(residuals.sum()) / math.sqrt(total) if total > 0 else 0.0
+
+
+def assert_samples_follow_policy(model, prompts, completions, temperature: float, eos_ids, group: int,
+                                 limit: float = 4.5) -> None:
+    """Every statistic of :func:`policy_residuals` within ``limit`` of 0, and each one able to fail.
+
+    The controls: the same samples against a temperature 25% off (surprise, mode), each
+    pair made of one sample twice (pair), and every 4th completion cut to 3 tokens plus EOS
+    (stop). Needs enough EOS draws for the stop statistic to mean something.
+    """
+    eos = list(eos_ids)
+    logits = completion_logits(model, prompts, completions, group)
+    stats = policy_residuals(model, prompts, completions, temperature, eos, group, logits=logits)
+    assert float(stats["stop"][1].sum()) > 10, "too few likely stops to test stopping"
+    zs = {k: z_score(*v) for k, v in stats.items()}
+    assert all(abs(z) < limit for z in zs.values()), zs
+    wrong = policy_residuals(model, prompts, completions, temperature * 1.25, eos, group, logits=logits)
+    assert abs(z_score(*wrong["surprise"])) > limit and abs(z_score(*wrong["top"])) > limit
+    copies = [c for c in completions[::2] for _ in range(2)]
+    assert z_score(*policy_residuals(model, prompts, copies, temperature, eos, group)["pair"]) > limit
+    early = [list(c[:3]) + eos[:1] if i % 4 == 0 and len(c) > 4 else c for i, c in enumerate(completions)]
+    assert z_score(*policy_residuals(model, prompts, early, temperature, eos, group)["stop"]) > limit
