@@ -100,6 +100,30 @@ def test_whole_completions_follow_the_policy(model, tok):
     assert_samples_follow_policy(model, prompts, out.completion_ids, t, [tok.eos_token_id], g)
 
 
+def test_samples_equal_transformers_generate_given_the_seed(model, tok):
+    # Left-padded prompts of three lengths, temperature sampling: the engine draws token for
+    # token what transformers' own sampler draws from the same seed (same multinomial stream),
+    # so its padding, positions and cache give exactly the reference distribution.
+    prompts, g = _prompts(tok), 4
+    out = HFEngine(model, tok).generate(prompts, SamplingParams(num_generations=g, max_completion_length=12,
+                                                                temperature=0.7, seed=11))
+    width = max(map(len, prompts))
+    pad = tok.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    torch.manual_seed(11)
+    with torch.no_grad():
+        ref = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=0.7, top_k=0, top_p=1.0,
+                             max_new_tokens=12, num_return_sequences=g, eos_token_id=tok.eos_token_id,
+                             pad_token_id=pad)
+    want = []
+    for row in ref[:, width:].tolist():
+        want.append(row[: row.index(tok.eos_token_id) + 1] if tok.eos_token_id in row else row)
+    assert len(set(map(tuple, want))) > 6  # really sampled: the rows differ
+    assert out.completion_ids == want
+    assert out.truncated == [tok.eos_token_id not in row for row in want]
+
+
 def test_seed_makes_sampling_reproducible(model, tok):
     eng = HFEngine(model, tok)
     p = SamplingParams(num_generations=4, max_completion_length=8, seed=5)
