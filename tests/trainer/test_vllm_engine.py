@@ -356,6 +356,25 @@ def test_lora_sync_follows_adapter(sync):
         engine.close()
 
 
+@pytest.mark.vllm
+def test_sleep_mode_on_cpu_is_said_once_and_sampling_goes_on(caplog):
+    model, tok = tiny_model(), tiny_tokenizer()
+    with caplog.at_level("WARNING", logger="rewardkit_trainer.rollout.vllm_engine"):
+        engine = VLLMEngine(model, tok, config(vllm_enable_sleep_mode=True, vllm_sleep_level=2))
+    try:
+        said = [r for r in caplog.records if "sleep mode needs CUDA" in r.getMessage()]
+        assert len(said) == 1 and not engine.sleep_enabled
+        caplog.clear()
+        for _ in range(2):  # a rollout, then the trainer's sleep and the sync before the next
+            assert_follows(engine, model)
+            engine.sleep()
+            engine.update_weights(model)
+        assert not engine._asleep
+        assert not [r for r in caplog.records if "sleep" in r.getMessage()]  # said once, at start
+    finally:
+        engine.close()
+
+
 # ----------------------------------------------------------------------------- pure parts
 
 
