@@ -148,12 +148,12 @@ def merge(raws: list[dict]) -> dict:
     return out
 
 
-def _chi2_p(stat: float, df: int) -> float | None:
-    try:
-        from scipy.stats import chi2
-    except ImportError:  # pragma: no cover - scipy comes with the trainer's dependencies here
-        return None
-    return round(float(chi2.sf(stat, df)), 3)
+def _chi2_p(stat: float, df: int) -> float:
+    """Upper tail of the chi-square distribution: the regularized upper incomplete gamma."""
+    import torch
+
+    return round(float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64),
+                                               torch.tensor(stat / 2, dtype=torch.float64))), 3)
 
 
 def _homogeneity(rows: list[list[int]]) -> dict:
