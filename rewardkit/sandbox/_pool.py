@@ -159,6 +159,10 @@ class _Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover - an unkillable process
             pass
+        # The launcher (bwrap) is not the sandbox's PID 1: that one, the worker, was
+        # reparented to us (a subreaper) when the launcher died, killed or not. Waiting
+        # for the launcher alone left one zombie per worker ever retired.
+        reap_orphans()
         if self.cgroup is not None:
             self.cgroup.remove()
         if self.tmpdir:
@@ -245,7 +249,6 @@ class Pool:
                 return
         for w in idle:
             w.kill()
-        reap_orphans()
 
     def __enter__(self) -> "Pool":
         return self
@@ -329,12 +332,10 @@ class _Batch:
         self.workers.append(worker)
         self.sel.register(worker.fileno(), selectors.EVENT_READ, worker)
 
-    def _retire(self, worker: _Worker, replace: bool, abnormal: bool = False) -> None:
+    def _retire(self, worker: _Worker, replace: bool) -> None:
         self.sel.unregister(worker.fileno())
         self.workers.remove(worker)
-        worker.kill()
-        if abnormal:  # whatever it left behind was reparented to us: kill and reap it
-            reap_orphans()
+        worker.kill()  # it also kills and reaps whatever the sandbox left reparented to us
         if replace and self.pending and self.start_failures < 3:
             self._add(None)
         else:
@@ -387,7 +388,7 @@ class _Batch:
             w.oom_before = w.cgroup.oom_kills() if w.cgroup is not None else 0
             if not w.send(task):  # dead before the task reached it
                 self._requeue(w)
-                self._retire(w, replace=True, abnormal=True)
+                self._retire(w, replace=True)
 
     def _wait(self) -> None:
         deadlines = [w.deadline for w in self.workers if w.deadline is not None]
@@ -423,7 +424,7 @@ class _Batch:
         w.current, w.deadline, w.started = None, None, False
         w.tasks += 1
         if msg.get("anomaly") or w.tasks >= self.pool.max_tasks:
-            self._retire(w, replace=True, abnormal=bool(msg.get("anomaly")))
+            self._retire(w, replace=True)
 
     def _on_dead(self, w: _Worker) -> None:
         if w.current is not None and not w.started:
@@ -434,7 +435,7 @@ class _Batch:
             w.current = None
         elif w.hello is None:
             self.start_failures += 1
-        self._retire(w, replace=True, abnormal=True)
+        self._retire(w, replace=True)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -448,4 +449,4 @@ class _Batch:
                 w.current = None
             else:
                 self.start_failures += 1
-            self._retire(w, replace=True, abnormal=True)
+            self._retire(w, replace=True)
