@@ -26,7 +26,7 @@ from .._component import Verifier, completion_text, row_columns
 from .._score import Score, Status
 from ..errors import invalid
 from .. import sandbox as _sandbox
-from ._harness import build_driver, passed_tests
+from ._harness import build_driver, prompt_helpers, read_verdicts
 
 __all__ = ["CodeTests", "extract_code"]
 
@@ -152,8 +152,11 @@ class CodeTests(Verifier):
         if kind == "stdio":
             tasks = [_sandbox.make_task(code, stdin=_as_text(i), **limits) for i, _ in tests]
             return None, {"kind": kind, "tasks": tasks, "expected": [_as_text(o) for _, o in tests]}
-        entry = columns.get("entry_point") if kind == "check" else None
-        program, tokens = build_driver(code, tests, entry, self.plain_results)
+        entry = str(columns.get("entry_point")) if kind == "check" else None
+        helpers = [str(columns.get("test_setup_code") or "")] if kind == "asserts" else []
+        if kind == "check":
+            helpers.append(prompt_helpers(columns.get("prompt"), entry) or "")
+        program, tokens = build_driver(code, tests, entry, self.plain_results, [h for h in helpers if h.strip()])
         task = _sandbox.make_task(program, channel=True, secret="\n".join(tokens), max_output=1 << 16, **limits)
         return None, {"kind": kind, "tasks": [task], "tokens": tokens}
 
@@ -167,8 +170,15 @@ class CodeTests(Verifier):
             ]
             statuses = [str(r.status) for r in results]
         else:
-            passed = passed_tests(results[0].channel, plan["tokens"])
+            verdicts = read_verdicts(results[0].channel, plan["tokens"])
+            passed = [v == "pass" for v, _ in verdicts]
             statuses = [str(results[0].status)] * len(passed)
+            crossed = next((i for i, (v, _) in enumerate(verdicts) if v == "cross"), None)
+            if crossed is not None:  # the dataset's test needs a value our boundary cannot carry
+                why = f"test {crossed}: {verdicts[crossed][1]}"
+                return Score.error(reason=why[:300])
+            failed = next((f"test {i}: {w}" for i, (v, w) in enumerate(verdicts) if v == "fail"), None)
+            plan = {**plan, "why": failed}
         n, k = len(passed), sum(passed)
         value = k / n if self.partial_credit else float(k == n)
         details = {"passed": k, "total": n, "tests": [{"passed": p, "status": s} for p, s in zip(passed, statuses)]}
@@ -178,7 +188,12 @@ class CodeTests(Verifier):
         bad = next((r for r in results if not r.ok), None)
         if bad is not None and bad.status == "timeout":
             return Score(value, Status.TIMEOUT, answer, f"{answer}; {bad.reason}", details=details)
-        why = (bad.reason + ": " + bad.stderr.strip().splitlines()[-1][:150]) if bad and bad.stderr.strip() else answer
+        if plan.get("why"):  # the judge's own report, not the candidate's stderr
+            why = plan["why"][:200]
+        elif bad is not None and plan["kind"] == "stdio" and bad.stderr.strip():
+            why = bad.reason + ": " + bad.stderr.strip().splitlines()[-1][:150]
+        else:
+            why = answer
         return Score.wrong(value, reason=f"{answer}; {why}" if why != answer else answer, answer=answer, **details)
 
     # ------------------------------------------------------------------ scoring
@@ -224,6 +239,9 @@ class CodeTests(Verifier):
 
         start = time.perf_counter()
         rows = row_columns(len(completions), columns)
+        if prompts is not None:
+            for row, prompt in zip(rows, prompts):
+                row.setdefault("prompt", prompt)
         texts = [completion_text(c) for c in completions]
         try:
             scores = self._score_texts(texts, rows)
@@ -238,8 +256,7 @@ def _read_tests(columns: Mapping[str, Any]) -> tuple[str, list]:
     if columns.get("test") and columns.get("entry_point"):
         return "check", [str(columns["test"])]
     if columns.get("test_list"):
-        setup = str(columns.get("test_setup_code") or "")
-        return "asserts", [setup + "\n" + str(t) for t in columns["test_list"]]
+        return "asserts", [str(t) for t in columns["test_list"]]
     if columns.get("inputs") is not None and columns.get("outputs") is not None:
         ins, outs = list(columns["inputs"]), list(columns["outputs"])
         if len(ins) != len(outs):
