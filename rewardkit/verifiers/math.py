@@ -27,7 +27,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
-from .._component import Verifier
+from .._component import Verifier, value_text
 from .._score import Score, Status
 from .._math.compare import Options
 from .._math.engine import fast_verdict
@@ -123,7 +123,13 @@ def math_verdict(gold: Any, prediction: Any, **options: Any) -> tuple[str, str]:
         raise invalid("options", sorted(options), f"has an unknown option ({exc})") from None
     if gold is None or prediction is None:
         return ("unparseable", "missing answer")
-    return _verdict(str(gold), str(prediction), opts, timeout, max_length)
+    pred_text, why = value_text(prediction)
+    if pred_text is None:
+        return ("unparseable", f"prediction: {why}")
+    gold_text, why = value_text(gold)
+    if gold_text is None:
+        return ("error", f"gold: {why}")
+    return _verdict(gold_text, pred_text, opts, timeout, max_length)
 
 
 def math_equal(gold: Any, prediction: Any, **options: Any) -> bool:
@@ -181,14 +187,17 @@ class MathEquivalence(Verifier):
         gold = columns.get(self.answer_column)
         if gold is None:
             return Score(self.wrong_reward, Status.ERROR, None, f"no gold answer in column {self.answer_column!r}")
+        gold, why = value_text(gold)  # the gold arrives per row from a dataset: hostile too
+        if gold is None:
+            return Score(self.wrong_reward, Status.ERROR, None, f"gold answer in column {self.answer_column!r}: {why}")
         try:
             answer = self.extractor(text)
         except Exception as exc:  # a user extractor; the base would catch it too
             return Score(self.wrong_reward, Status.ERROR, None, f"extractor raised {type(exc).__name__}")
-        if answer is None or not str(answer).strip():
+        answer = value_text(answer)[0]
+        if answer is None or not answer.strip():
             return Score(self.wrong_reward, Status.UNPARSEABLE, None, "no answer found")
-        answer = str(answer)
-        status, reason = _verdict(str(gold), answer, self._opts, self.timeout, self.max_length)
+        status, reason = _verdict(gold, answer, self._opts, self.timeout, self.max_length)
         value = self.correct_reward if status == "ok" else self.wrong_reward
         return Score(value, Status(status), answer, reason)
 
