@@ -201,8 +201,9 @@ def _serve():
 _serve()
 '''
 
-# The judge: the run's program. ``__RK_PAYLOAD__`` is replaced by the JSON payload
-# (source, tests, helpers, entry point); the tokens come on file descriptor 4.
+# The judge: the run's program, the same for every run (each worker compiles it once).
+# Its input, the JSON payload (source, tests, helpers, entry point), comes on stdin: an
+# unlinked file only this process holds. The tokens come on file descriptor 4.
 _JUDGE = r'''
 import json as _json
 import os as _os
@@ -228,13 +229,16 @@ def _judge(payload):
     here = os.getcwd()
     sys.path[:] = [p for p in sys.path if p and os.path.isabs(p) and not p.startswith(here)]
     sys.path_importer_cache.clear()
-    req_r, req_w = os.pipe()
-    rsp_r, rsp_w = os.pipe()
-    # A fresh interpreter (nothing of this process's memory) holding only its two pipe ends.
-    os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", payload["server"]], dict(os.environ),
-                   file_actions=[(os.POSIX_SPAWN_DUP2, req_r, 3), (os.POSIX_SPAWN_DUP2, rsp_w, 4)])
-    for fd in (req_r, rsp_w):
-        os.close(fd)
+    try:  # the worker started the candidate from its pristine template: we hold 5 and 6
+        os.fstat(5), os.fstat(6)
+        req_w, rsp_r = 5, 6
+    except OSError:  # a fresh interpreter, nothing of this process's memory, two pipe ends
+        req_r, req_w = os.pipe()
+        rsp_r, rsp_w = os.pipe()
+        os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", payload["server"]], dict(os.environ),
+                       file_actions=[(os.POSIX_SPAWN_DUP2, req_r, 3), (os.POSIX_SPAWN_DUP2, rsp_w, 4)])
+        for fd in (req_r, rsp_w):
+            os.close(fd)
     os.chdir("/")  # nothing the candidate writes is on this process's import path or cwd
     inbox = bytearray()
     state = {"gone": None, "cross": None}
@@ -476,17 +480,29 @@ def _judge(payload):
     os.close(req_w)
 
 
-_judge(_json.loads(__RK_PAYLOAD__))
+def _stdin():
+    parts = []
+    while True:
+        chunk = _os.read(0, 1 << 20)
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+
+
+_judge(_json.loads(_stdin()))
 '''
+
+
+CANDIDATE = _CANDIDATE  # the candidate's program, for ``make_task(candidate=...)``
 
 
 def build_driver(
     source: str, tests: list[str], entry_point: str | None, plain: bool, helpers: list[str] | None = None
-) -> tuple[str, list[str]]:
-    """(the judge's program, one fresh token per test). Pass the tokens as the run's ``secret``.
+) -> tuple[str, str, list[str]]:
+    """(the judge's program, its stdin, one fresh token per test).
 
-    The program embeds the tests; run it with ``channel=True`` (its source is then never
-    written where the candidate could read it back).
+    Run the program with that stdin, the tokens as the run's ``secret`` and
+    ``candidate=CANDIDATE`` (see :func:`rewardkit.verifiers.code.CodeTests`).
     """
     tokens = [secrets.token_hex(16) for _ in tests]
     payload = {
@@ -495,10 +511,9 @@ def build_driver(
         "entry": entry_point,
         "plain": bool(plain),
         "helpers": list(helpers or []),
-        "server": _CANDIDATE,
+        "server": _CANDIDATE,  # used only where the worker could not start the candidate
     }
-    program = _JUDGE.replace("__RK_PAYLOAD__", repr(json.dumps(payload)))
-    return program, tokens
+    return _JUDGE, json.dumps(payload), tokens
 
 
 def read_verdicts(channel: bytes | None, tokens: list[str]) -> list[tuple[str, str]]:

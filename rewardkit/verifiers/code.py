@@ -26,7 +26,7 @@ from .._component import Verifier, completion_text, row_columns
 from .._score import Score, Status
 from ..errors import invalid
 from .. import sandbox as _sandbox
-from ._harness import build_driver, prompt_helpers, read_verdicts
+from ._harness import CANDIDATE, build_driver, prompt_helpers, read_verdicts
 
 __all__ = ["CodeTests", "extract_code"]
 
@@ -156,8 +156,11 @@ class CodeTests(Verifier):
         helpers = [str(columns.get("test_setup_code") or "")] if kind == "asserts" else []
         if kind == "check":
             helpers.append(prompt_helpers(columns.get("prompt"), entry) or "")
-        program, tokens = build_driver(code, tests, entry, self.plain_results, [h for h in helpers if h.strip()])
-        task = _sandbox.make_task(program, channel=True, secret="\n".join(tokens), max_output=1 << 16, **limits)
+        program, stdin, tokens = build_driver(code, tests, entry, self.plain_results, [h for h in helpers if h.strip()])
+        task = _sandbox.make_task(
+            program, stdin=stdin, channel=True, secret="\n".join(tokens), candidate=CANDIDATE, cache_code=True,
+            max_output=1 << 16, **limits,
+        )  # fmt: skip
         return None, {"kind": kind, "tasks": [task], "tokens": tokens}
 
     def _verdict(self, plan: dict, results: list[_sandbox.ExecutionResult]) -> Score:
