@@ -4,6 +4,13 @@ Field names follow TRL's ``GRPOConfig`` where the meaning matches, so a TRL user
 move a config over by hand. Validation happens at construction: a bad value raises
 ``rewardkit.InvalidArgument`` naming the field and echoing the value.
 
+Types: every int, float and bool field is type-checked (a bool is not an int; an int
+field takes a float only when it is whole, ``4.0``). Values read from a file or a dict
+(``from_dict``) go through ``HfArgumentParser``-like conversion first: a numeric string
+(YAML reads ``1e-4`` as one) becomes a number, and ``"true"``/``"false"``, ``"yes"``/``"no"``,
+``"1"``/``"0"`` (any case) become bools. Python arguments are not converted:
+``GRPOConfig(use_peft="false")`` is refused.
+
 Limits: only the fields below exist (about 60, against TRL's ~77 plus
 ``TrainingArguments``); unknown keys in a file are an error, not silently ignored.
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import numbers
 import os
 import sys
 from dataclasses import dataclass, field
@@ -137,7 +145,7 @@ class GRPOConfig:
         unknown = sorted(set(flat) - known)
         if unknown:
             raise invalid(unknown[0], flat[unknown[0]], "is not a GRPOConfig field")
-        return cls(**flat)
+        return cls(**coerce_fields(cls, flat, from_text=True))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> "GRPOConfig":
@@ -166,12 +174,18 @@ def _read(path: Path) -> dict[str, Any]:
     if suffix == ".toml":
         import tomllib
 
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        try:
+            with path.open("rb") as f:
+                return tomllib.load(f)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise invalid("config", str(path), f"is not valid TOML: {_one_line(exc)}") from exc
     if suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise invalid("config", str(path), f"is not valid YAML: {_one_line(exc)}") from exc
         if not isinstance(data, dict):
             raise invalid("config", str(path), "must hold a mapping at top level")
         return data
@@ -186,6 +200,78 @@ def resolve_rollout_engine(config: GRPOConfig) -> str:
         return "vllm"
     print("rewardkit-train: vllm is not installed; using the transformers rollout engine", file=sys.stderr)
     return "hf"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+# types ---------------------------------------------------------------------------------
+_SCALARS = {"int": int, "float": float, "bool": bool}
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")  # HF's string_to_bool, less t/y/f/n
+
+
+def _scalar(annotation: Any) -> tuple[type, bool] | None:
+    """``(int | float | bool, optional)`` for a scalar field's annotation, else None."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    parts = [p.strip() for p in text.split("|")]
+    kinds = [p for p in parts if p != "None"]
+    if len(kinds) == 1 and kinds[0] in _SCALARS:
+        return _SCALARS[kinds[0]], len(kinds) < len(parts)
+    return None
+
+
+def coerce(name: str, value: Any, kind: type, *, optional: bool = False, from_text: bool = False) -> Any:
+    """``value`` as ``kind`` (int, float or bool), or InvalidArgument naming the field, the
+    value and the type. ``from_text``: the value came from a file, so strings are parsed as
+    HfArgumentParser parses command-line strings."""
+    if value is None and optional:
+        return None
+    original = value
+    expected = {int: "an integer", float: "a finite number (float)", bool: "a boolean (true or false)"}[kind]
+    expected += " or None" if optional else ""
+    if from_text and isinstance(value, str):
+        text = value.strip().lower()
+        if kind is bool and text in _TRUE + _FALSE:
+            return text in _TRUE
+        if kind is not bool:
+            for parse in (int, float):
+                try:
+                    value = parse(text)
+                    break
+                except ValueError:
+                    continue
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value):
+        if kind is float:
+            return value if isinstance(value, (int, float)) else float(value)
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if float(value).is_integer():
+            return int(value)  # a whole float, such as TOML's 1e3
+    right_type = isinstance(original, bool) if kind is bool else (
+        isinstance(original, numbers.Real) and not isinstance(original, bool))
+    raise invalid(name, original, f"must be {expected}" + ("" if right_type else f", not {type(original).__name__}"))
+
+
+def coerce_fields(cls: Any, values: Mapping[str, Any], *, from_text: bool = False) -> dict[str, Any]:
+    """``values`` (field name -> value) with every int/float/bool field of dataclass
+    ``cls`` checked and converted by :func:`coerce`; other fields pass through."""
+    types = {f.name: _scalar(f.type) for f in dataclasses.fields(cls)}
+    out = dict(values)
+    for name, value in values.items():
+        scalar = types.get(name)
+        if scalar is not None:
+            out[name] = coerce(name, value, scalar[0], optional=scalar[1], from_text=from_text)
+    weights = out.get("reward_weights")  # the one list of numbers: YAML reads 1e-1 as a string too
+    if from_text and isinstance(weights, (list, tuple)):
+        try:
+            out["reward_weights"] = [coerce("reward_weights", w, float, from_text=True) for w in weights]
+        except ValueError:
+            raise invalid("reward_weights", weights, "must be a list of finite numbers") from None
+    return out
 
 
 # validation ----------------------------------------------------------------------------
@@ -211,6 +297,9 @@ def _int(cfg: GRPOConfig, *names: str) -> None:
 
 
 def _validate(cfg: GRPOConfig) -> None:
+    current = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    for name, value in coerce_fields(type(cfg), current).items():
+        setattr(cfg, name, value)  # 4.0 -> 4 for an int field; a wrong type raises here
     ints = ("num_generations", "max_prompt_length", "max_completion_length", "top_k", "num_iterations",
             "per_device_train_batch_size", "gradient_accumulation_steps", "prompts_per_step", "max_steps",
             "logging_steps", "save_steps", "seed", "lora_r", "lora_alpha", "dataset_size", "eval_size",
@@ -220,8 +309,8 @@ def _validate(cfg: GRPOConfig) -> None:
               "per_device_train_batch_size", "gradient_accumulation_steps", "prompts_per_step",
               "logging_steps", "learning_rate", "temperature", "lora_r", "lora_alpha", "dataset_size",
               "eval_k", "vllm_importance_sampling_cap", "sft_learning_rate", "sft_examples")
-    _positive(cfg, "max_steps", "save_steps", "top_k", "beta", "epsilon", "max_grad_norm", "eval_size",
-              "sft_steps", "warmup_steps", "reward_workers", "weight_decay", "lora_dropout",
+    _positive(cfg, "max_steps", "save_steps", "top_k", "beta", "max_grad_norm", "eval_size",
+              "sft_steps", "warmup_steps", "reward_workers", "weight_decay",
               "log_completions", allow_zero=True)
     if cfg.gradient_accumulation_steps != 1 and cfg.backend == "rewardkit":
         # one rewardkit step already accumulates over all its micro-batches; silently
@@ -233,10 +322,17 @@ def _validate(cfg: GRPOConfig) -> None:
         raise invalid("num_generations", cfg.num_generations, "must be >= 2 (advantages are relative to the group)")
     if not 0 < cfg.top_p <= 1:
         raise invalid("top_p", cfg.top_p, "must be in (0, 1]")
-    if cfg.epsilon_high is not None:
-        _positive(cfg, "epsilon_high")
-        if cfg.epsilon_high < cfg.epsilon:
-            raise invalid("epsilon_high", cfg.epsilon_high, f"must be >= epsilon={cfg.epsilon!r}")
+    if not 0 < cfg.epsilon < 1:
+        # the ratio is clipped to [1 - epsilon, 1 + epsilon_high]: at epsilon >= 1 the lower
+        # bound is <= 0, which a ratio never reaches, so there is no lower clip at all
+        raise invalid("epsilon", cfg.epsilon, "must be in (0, 1): ratios are clipped below at 1 - epsilon")
+    if cfg.epsilon_high is not None and cfg.epsilon_high < cfg.epsilon:  # may exceed 1: 1 + it still clips
+        raise invalid("epsilon_high", cfg.epsilon_high, f"must be >= epsilon={cfg.epsilon!r}")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise invalid("lora_dropout", cfg.lora_dropout, "must be in [0, 1)")
+    for name in ("reward_timeout", "num_threads"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
+            raise invalid(name, getattr(cfg, name), "must be > 0 or None")
     if not 0 < cfg.vllm_gpu_memory_utilization <= 1:
         raise invalid("vllm_gpu_memory_utilization", cfg.vllm_gpu_memory_utilization, "must be in (0, 1]")
     if cfg.vllm_sleep_level not in (1, 2):

@@ -8,6 +8,8 @@
 - QLoRA (``load_in_4bit``) needs bitsandbytes and CUDA; elsewhere it raises a clear error.
 
 Limits: nothing is downloaded; model names must be local paths (or "smollm2").
+torch is imported on first use, so ``resolve_model_path`` (the CLI checks the model path
+with it before anything heavy) stays cheap.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ import importlib.util
 import os
 import shutil
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import invalid
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["resolve_model_path", "load_model", "unwrap", "decoder_and_head", "reference_context",
            "save_model", "save_merged"]
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_model_path(name: str) -> tuple[str, str | None]:
@@ -50,6 +51,7 @@ def resolve_model_path(name: str) -> tuple[str, str | None]:
 
 def load_model(config: Any, device: str | torch.device | None = None):
     """Build ``(model, tokenizer)`` as the config asks (dtype, LoRA, 4-bit, checkpointing)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, gguf = resolve_model_path(config.model)
@@ -57,7 +59,7 @@ def load_model(config: Any, device: str | torch.device | None = None):
     tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict[str, Any] = {"dtype": _DTYPES[config.dtype], **extra}
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, config.dtype), **extra}
     if config.load_in_4bit:
         if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
             raise invalid("load_in_4bit", True, "needs bitsandbytes and a CUDA device")
