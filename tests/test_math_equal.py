@@ -12,6 +12,14 @@ from rewardkit import InvalidArgument, Score, Status
 from rewardkit.verifiers import MathEquivalence, math_equal
 from rewardkit.verifiers.math import math_verdict
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm_math_workers():
+    # A call's timeout now covers a cold worker's start-up (seconds on a loaded box):
+    # start them first, as the docs advise, so the cases test verdicts, not start-up.
+    MathEquivalence.warm()
+
+
 EQUAL = [
     # regressions users reported against Math-Verify
     (r"\text{13}", "13"),
