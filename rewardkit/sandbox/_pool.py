@@ -37,7 +37,8 @@ from ._task import failed, make_task, to_result
 
 START_TIMEOUT = 30.0  # a cold start on a loaded 2-core machine can take seconds
 GRACE = 2.0  # host deadline = task timeout + this (the worker kills first, then sweeps)
-MAX_RETRIES = 2  # re-sends of a task whose worker died (a task cannot kill its own worker)
+MAX_RETRIES = 2  # re-sends of a task whose worker died before the task started
+RACE_WINDOW = 0.2  # seconds: a worker dead this soon after "started" was dying before the send
 
 
 # ------------------------------------------------------------------------ one worker
@@ -342,11 +343,11 @@ class _Batch:
             self.pool._checkin(None)
 
     def _requeue(self, w: _Worker) -> None:
-        """Its worker died: the task never ran or was cut off from outside; run it again."""
+        """Its worker died before (or just as) it forked the task's child: run it again."""
         idx, w.current = w.current, None
         self.retries[idx] += 1
         if self.retries[idx] > MAX_RETRIES:
-            reason = f"sandbox worker died ({self.retries[idx]} tries)"
+            reason = f"sandbox worker died before the task started ({self.retries[idx]} tries)"
             self.results[idx] = failed("killed", reason, self.name)
         else:
             self.pending.appendleft(idx)
@@ -427,12 +428,15 @@ class _Batch:
             self._retire(w, replace=True)
 
     def _on_dead(self, w: _Worker) -> None:
-        # A task cannot kill its own worker (PID 1 of its namespace ignores signals from
-        # inside), so a worker that died, even after forking the task, was killed from
-        # outside, usually between "started" and its own death signal: run the task again
-        # (at most MAX_RETRIES times, so a task that does manage it still ends).
-        if w.current is not None:
+        # A worker that died right after forking the task was almost surely dying already
+        # (killed from outside just before the send: its death signal lags): run the task
+        # again. A later death is reported; MAX_RETRIES bounds both.
+        if w.current is not None and (not w.started or time.monotonic() - w.sent_at < RACE_WINDOW):
             self._requeue(w)
+        elif w.current is not None:
+            elapsed = time.monotonic() - w.sent_at
+            self.results[w.current] = failed("killed", "sandbox worker died", self.name, elapsed)
+            w.current = None
         elif w.hello is None:
             self.start_failures += 1
         self._retire(w, replace=True)
