@@ -7,14 +7,16 @@ Two kinds of tests, read from the row's columns:
   ``input_output`` (APPS: a JSON string with "inputs" and "outputs"). Each case is one
   sandboxed run; its stdout is compared with the expected output (``compare``).
 - assert-style tests: ``test`` (HumanEval: code defining ``check(candidate)``) with
-  ``entry_point``, or ``test_list`` (MBPP: assert statements, one test each). They run
-  in one sandboxed program through the harness in ``_harness.py``; a test counts only
-  when its random per-run token reaches the result channel.
+  ``entry_point`` (helpers the tests call come from the row's ``prompt``), or
+  ``test_list`` (MBPP: assert statements, one test each, after ``test_setup_code``). The
+  tests run in a judge process and the code in a separate candidate process that answers
+  calls as data (``_harness.py``); a test counts only when the judge writes its random
+  per-run token to the result channel, which the candidate cannot reach.
 
 Limits: Python only; the completion's code is taken from fenced blocks (the last one by
 default); each run has a wall-clock ``timeout`` (assert-style tests share one run, so a
 timeout fails the tests not yet reported). The sandbox's module docstring says what
-isolation covers; the harness's says what in-process tricks it does and does not stop.
+isolation covers; the harness's says what crosses between the two processes.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ class CodeTests(Verifier):
     ``language``/``which``/``fenced_only``: see :func:`extract_code`. ``compare``:
     "lines" (trailing whitespace and blank lines ignored), "tokens" or "exact".
     ``timeout``/``memory_mb``: per sandboxed run. ``isolation``: "pool" or "per_run".
-    ``plain_results``: refuse non-builtin return values in assert-style tests.
+    ``plain_results``: in assert-style tests a function must return plain data (instances
+    of the candidate's classes cross as handles only from calling the class).
     Construction checks that a sandbox backend works and raises
     :class:`~rewardkit.sandbox.SandboxUnavailable` if not (unless ``allow_unsafe``).
     """
