@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rewardkit.errors import InvalidArgument
 
     from .config import load_config
-    from .trainer import train
+    from .launch import train
 
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("output_dir", args.output_dir),
                                    ("backend", args.backend)) if v is not None}

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 from rewardkit.errors import invalid
 
-__all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "split", "PromptSampler"]
+__all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "encode_prompt", "split", "PromptSampler"]
 
 SYSTEM_PROMPT = (
     "Respond in the following format:\n"
@@ -85,6 +85,17 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
                 except json.JSONDecodeError as exc:
                     raise invalid("dataset", str(path), f"has bad JSON on line {n}: {exc.msg}") from exc
     return rows
+
+
+def encode_prompt(tokenizer: Any, messages: Any, max_length: int) -> list[int]:
+    """Token ids of a prompt (chat messages through the chat template with the generation
+    prompt, or plain text), cut to the last ``max_length`` ids: the end holds the question."""
+    if isinstance(messages, str):
+        ids = tokenizer(messages)["input_ids"]
+    else:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    return list(ids)[-max_length:]
 
 
 def split(rows: list[dict[str, Any]], eval_size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -35,7 +35,9 @@ from typing import Any, Sequence
 
 import torch
 
+from ..models import unwrap
 from .base import Rollout, RolloutEngine, SamplingParams
+from .base import eos_token_ids as _model_eos_ids  # the argument of that name shadows it
 from .hf import _device_of, filter_logits
 
 __all__ = ["StaticCacheEngine", "ATTENTION_NAME"]
@@ -210,10 +212,10 @@ class StaticCacheEngine(RolloutEngine):
         self.cuda_graphs, self.check_eos_every, self.prompt_bucket = cuda_graphs, check_eos_every, prompt_bucket
         self.max_cached_shapes, self.free_on_sleep = max_cached_shapes, free_on_sleep
         self.share_prompt_kv, self.share_threshold_bytes = share_prompt_kv, share_threshold_bytes
-        cfg = _causal(model).config
+        cfg = unwrap(model).config
         _check_supported(cfg, invalid)
         if eos_token_ids is None:
-            eos_token_ids = _eos_ids(tokenizer, model)
+            eos_token_ids = _model_eos_ids(tokenizer, model)
         self.eos_ids = sorted({int(e) for e in eos_token_ids})
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
@@ -247,7 +249,7 @@ class StaticCacheEngine(RolloutEngine):
             from rewardkit.errors import invalid
 
             raise invalid("prompt_ids", f"{len(prompt_ids)} prompts", "must be non-empty token lists")
-        causal = _causal(self.model)
+        causal = unwrap(self.model)
         device = _device_of(causal)
         state = self._state(len(prompt_ids), params, max(len(p) for p in prompt_ids), causal, device)
         cfg = causal.config
@@ -423,19 +425,6 @@ def _capture(step, st: _State):
     # the warm-up wrote completion KV slot 0 and output column 1: harmless, a slot is
     # rewritten before it is read and the column is rewritten by the first replay
     return graph
-
-
-def _causal(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
-    ids: set[int] = set()
-    for src in (getattr(tokenizer, "eos_token_id", None),
-                getattr(getattr(_causal(model), "generation_config", None), "eos_token_id", None)):
-        if src is not None:
-            ids |= set(src if isinstance(src, (list, tuple)) else [src])
-    return sorted(i for i in ids if i is not None)
 
 
 def _check_supported(cfg: Any, invalid) -> None:
