@@ -106,7 +106,13 @@ class Part:
         n = len(completions)
         start = time.perf_counter()
         if self.kind == "component":
-            return [self.func.score(c, **_with_prompt(r, p)) for c, p, r in zip(completions, prompts, rows)]
+            # the whole batch at once, so a component's own batching runs (MathEquivalence
+            # fans hard pairs out to its math workers); one row each in the process pool
+            rows = [_with_prompt(r, p) for r, p in zip(rows, prompts)]
+            keys = dict.fromkeys(k for r in rows for k in r)
+            if keys.keys() & {"prompts", "workers", "timeout"}:  # columns that score_batch would mistake
+                return [self.func.score(c, **r) for c, r in zip(completions, rows)]
+            return list(self.func.score_batch(completions, **{k: [r.get(k) for r in rows] for k in keys}))
         if self.kind == "trl":
             try:
                 cols = {k: [r.get(k) for r in rows] for k in (rows[0] if rows else {})}
