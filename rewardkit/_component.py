@@ -20,8 +20,8 @@ __all__ = ["Component", "Verifier", "Scorer", "completion_text", "row_columns", 
 
 log = logging.getLogger("rewardkit")
 
-# TRL passes these scalars beside the dataset columns; they are not per-row data.
-_TRL_SCALARS = frozenset({"trainer_state", "log_extra", "log_metric", "completion_ids"})
+# TRL passes these beside the dataset columns; they are not per-row data for our parts.
+TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
 
 
 def completion_text(completion: Any) -> str:
@@ -77,7 +77,7 @@ def row_columns(n: int, kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
     cols = {
         k: v
         for k, v in kwargs.items()
-        if k not in _TRL_SCALARS and isinstance(v, (list, tuple)) and len(v) == n
+        if k not in TRL_EXTRAS and isinstance(v, (list, tuple)) and len(v) == n
     }
     return [{k: v[i] for k, v in cols.items()} for i in range(n)]
 
@@ -159,7 +159,7 @@ class Component:
             for row, p in zip(rows, prompts):
                 row["prompt"] = p
         if workers:
-            from ._pool import score_in_pool
+            from ._scoring_pool import score_in_pool
 
             return score_in_pool(self, list(completions), rows, workers=workers, timeout=timeout)
         return [self.score(c, **row) for c, row in zip(completions, rows)]
@@ -186,12 +186,3 @@ class Scorer(Component):
     """Grades form (format, length, closeness)."""
 
     kind = "scorer"
-
-
-def as_list(x: Iterable[Any] | Any) -> list[Any]:
-    if isinstance(x, (str, bytes)):
-        return [x]
-    try:
-        return list(x)
-    except TypeError:
-        return [x]

@@ -23,14 +23,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ._component import TRL_EXTRAS as _TRL_EXTRAS
 from ._component import Component, coerce_score, completion_text, row_columns
 from ._score import Score, Status
 from .errors import invalid
 
 __all__ = ["Rubric", "Part", "RubricResult"]
 
-# TRL passes these beside the dataset columns; never per-row data for our parts.
-_TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
 
 
 def _check_name(field_name: str, name: Any) -> str:
@@ -340,7 +339,7 @@ class Rubric:
                 out.append(part.score_many(completions, prompts, rows, extras))
                 report(n * len(out) // k)
             return out
-        from ._pool import run_in_pool
+        from ._scoring_pool import run_in_pool
 
         ids = extras.get("completion_ids")
         items = [

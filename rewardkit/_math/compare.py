@@ -14,7 +14,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Callable
 
-from .normalize import parse_number
+from .normalize import parse_fraction
 
 __all__ = ["compare_trees", "fast_scalar", "tolerant_equal", "Options"]
 
@@ -58,7 +58,7 @@ def fast_scalar(opts: Options) -> Scalar:
             return True
         if gt.replace(" ", "") == pt.replace(" ", "") and gpct == ppct:
             return True
-        gv, pv = parse_number(gt), parse_number(pt)
+        gv, pv = parse_fraction(gt), parse_fraction(pt)
         if gv is None or pv is None:
             return None
         for a in _candidates(gv, gpct, opts.percent):

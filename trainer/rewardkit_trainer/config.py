@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from rewardkit.errors import invalid_argument as invalid
+from rewardkit.errors import invalid_argument
 
 __all__ = ["GRPOConfig", "ModelConfig", "DataConfig", "RewardConfig", "GRPOParams", "OptimConfig",
            "RolloutConfig", "SFTConfig", "RunConfig", "load_config", "resolve_rollout_engine"]
@@ -72,7 +72,7 @@ class ModelConfig(_Section):
 
     def _check_together(self) -> None:
         if self.load_in_4bit and not self.use_peft:
-            raise invalid("load_in_4bit", self.load_in_4bit, "needs use_peft=True (QLoRA trains an adapter)")
+            raise invalid_argument("load_in_4bit", self.load_in_4bit, "needs use_peft=True (QLoRA trains an adapter)")
 
 
 @dataclass
@@ -103,7 +103,7 @@ class RewardConfig(_Section):
 
     def _check_together(self) -> None:
         if self.reward_weights is not None and isinstance(self.reward, list) and len(self.reward_weights) != len(self.reward):
-            raise invalid("reward_weights", self.reward_weights, f"must have one weight per reward ({len(self.reward)})")
+            raise invalid_argument("reward_weights", self.reward_weights, f"must have one weight per reward ({len(self.reward)})")
 
 
 @dataclass
@@ -129,7 +129,7 @@ class GRPOParams(_Section):
 
     def _check_together(self) -> None:
         if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
-            raise invalid("epsilon_high", self.epsilon_high, f"must be >= epsilon={self.epsilon!r}")
+            raise invalid_argument("epsilon_high", self.epsilon_high, f"must be >= epsilon={self.epsilon!r}")
 
 
 @dataclass
@@ -217,7 +217,7 @@ class GRPOConfig:
         flat = {k: v for k, v in kwargs.items() if k not in SECTIONS}
         unknown = sorted(set(flat) - set(OWNER))
         if unknown:
-            raise invalid(unknown[0], flat[unknown[0]], "is not a GRPOConfig field")
+            raise invalid_argument(unknown[0], flat[unknown[0]], "is not a GRPOConfig field")
         for name, cls in SECTIONS.items():
             mine = {k: v for k, v in flat.items() if OWNER[k] == name}
             given = kwargs.get(name)
@@ -228,7 +228,7 @@ class GRPOConfig:
             elif isinstance(given, Mapping):
                 section = cls(**{**given, **mine})
             else:
-                raise invalid(name, given, f"must be a {cls.__name__} or a mapping of its fields")
+                raise invalid_argument(name, given, f"must be a {cls.__name__} or a mapping of its fields")
             object.__setattr__(self, name, section)
         _check_across(self)
 
@@ -282,7 +282,7 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> GRPOConfig:
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise invalid("config", str(path), "must be an existing .toml or .yaml file")
+        raise invalid_argument("config", str(path), "must be an existing .toml or .yaml file")
     suffix = path.suffix.lower()
     if suffix == ".toml":
         import tomllib
@@ -294,9 +294,9 @@ def _read(path: Path) -> dict[str, Any]:
 
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
-            raise invalid("config", str(path), "must hold a mapping at top level")
+            raise invalid_argument("config", str(path), "must hold a mapping at top level")
         return data
-    raise invalid("config", str(path), "must end in .toml, .yaml or .yml")
+    raise invalid_argument("config", str(path), "must end in .toml, .yaml or .yml")
 
 
 def resolve_rollout_engine(config: RolloutConfig | GRPOConfig) -> str:
@@ -310,16 +310,16 @@ def resolve_rollout_engine(config: RolloutConfig | GRPOConfig) -> str:
 
 
 # validation ----------------------------------------------------------------------------
-# One check per field: ``check(name, value) -> value`` raises ``invalid(name, value, why)``
+# One check per field: ``check(name, value) -> value`` raises ``invalid_argument(name, value, why)``
 # or returns the value (a place to coerce it, e.g. a YAML string to a number).
 def _integer(minimum: int | None = None, *, allow_none: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
         if value is None and allow_none:
             return value
         if isinstance(value, bool) or not isinstance(value, int):
-            raise invalid(name, value, "must be an integer")
+            raise invalid_argument(name, value, "must be an integer")
         if minimum is not None and value < minimum:
-            raise invalid(name, value, f"must be >= {minimum}" if minimum != 1 else "must be > 0")
+            raise invalid_argument(name, value, f"must be >= {minimum}" if minimum != 1 else "must be > 0")
         return value
     return check
 
@@ -330,9 +330,9 @@ def _number(*, allow_zero: bool = False, allow_none: bool = False, at_most: floa
             return value
         bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
         if bad or value < 0 or (value == 0 and not allow_zero):
-            raise invalid(name, value, "must be >= 0" if allow_zero else "must be > 0")
+            raise invalid_argument(name, value, "must be >= 0" if allow_zero else "must be > 0")
         if at_most is not None and value > at_most:
-            raise invalid(name, value, f"must be in (0, {at_most:g}]")
+            raise invalid_argument(name, value, f"must be in (0, {at_most:g}]")
         return value
     return check
 
@@ -340,59 +340,59 @@ def _number(*, allow_zero: bool = False, allow_none: bool = False, at_most: floa
 def _choice(*allowed: Any) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
         if value not in allowed:
-            raise invalid(name, value, f"must be one of {', '.join(map(str, allowed))}")
+            raise invalid_argument(name, value, f"must be one of {', '.join(map(str, allowed))}")
         return value
     return check
 
 
 def _text(name: str, value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
-        raise invalid(name, value, "must be a non-empty string")
+        raise invalid_argument(name, value, "must be a non-empty string")
     return value
 
 
 def _num_generations(name: str, value: Any) -> Any:
     _integer(1)(name, value)
     if value < 2:
-        raise invalid(name, value, "must be >= 2 (advantages are relative to the group)")
+        raise invalid_argument(name, value, "must be >= 2 (advantages are relative to the group)")
     return value
 
 
 def _top_p(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise invalid(name, value, "must be in (0, 1]")
+        raise invalid_argument(name, value, "must be in (0, 1]")
     return value
 
 
 def _lora_targets(name: str, value: Any) -> Any:
     if not isinstance(value, (list, tuple)) or not value:
-        raise invalid(name, value, "must be a non-empty list of module names")
+        raise invalid_argument(name, value, "must be a non-empty list of module names")
     return value
 
 
 def _reward(name: str, value: Any) -> Any:
     rewards = value if isinstance(value, list) else [value]
     if not rewards or not all(isinstance(r, str) and r.strip() for r in rewards):
-        raise invalid(name, value, "must be a rubric name or 'module:attr' (or a list of them)")
+        raise invalid_argument(name, value, "must be a rubric name or 'module:attr' (or a list of them)")
     return value
 
 
 def _weights(name: str, value: Any) -> Any:
     if value is not None and (not isinstance(value, (list, tuple)) or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in value)):
-        raise invalid(name, value, "must be a list of finite numbers")
+        raise invalid_argument(name, value, "must be a list of finite numbers")
     return value
 
 
 def _report_to(name: str, value: Any) -> Any:
     if not isinstance(value, (list, tuple)) or not set(value) <= {"jsonl", "tensorboard"}:
-        raise invalid(name, value, "must be a list drawn from 'jsonl', 'tensorboard'")
+        raise invalid_argument(name, value, "must be a list drawn from 'jsonl', 'tensorboard'")
     return value
 
 
 def _eval_length(name: str, value: Any) -> Any:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise invalid(name, value, "must be > 0 or None")
+        raise invalid_argument(name, value, "must be > 0 or None")
     return value
 
 
@@ -433,6 +433,6 @@ def _check_across(cfg: GRPOConfig) -> None:
     if cfg.optim.gradient_accumulation_steps != 1 and cfg.run.backend == "rewardkit":
         # one rewardkit step already accumulates over all its micro-batches; silently
         # ignoring a TRL habit would change the batch size the user thinks they have
-        raise invalid("gradient_accumulation_steps", cfg.optim.gradient_accumulation_steps,
+        raise invalid_argument("gradient_accumulation_steps", cfg.optim.gradient_accumulation_steps,
                       "must be 1 with backend='rewardkit' (a step accumulates over micro-batches of "
                       "per_device_train_batch_size; set prompts_per_step for a larger batch)")

