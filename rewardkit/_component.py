@@ -9,19 +9,50 @@ TRL reward-function signature ``component(prompts=..., completions=..., **kwargs
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-from ._score import Score, Status
+from ._score import Score, Status, describe
 from .errors import invalid
 
-__all__ = ["Component", "Verifier", "Scorer", "completion_text", "row_columns", "coerce_score"]
+__all__ = ["Component", "Verifier", "Scorer", "completion_text", "row_columns", "coerce_score", "value_text", "describe"]
 
 log = logging.getLogger("rewardkit")
 
 # TRL passes these beside the dataset columns; they are not per-row data for our parts.
 TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
+
+
+def value_text(value: Any) -> tuple[str | None, str]:
+    """``(text, "")`` for a value that reads as text, else ``(None, why)``. Never raises.
+
+    Hostile values arrive as completions and as dataset columns: ``str`` subclasses come
+    back as plain ``str`` (their own dunders never run again), bytes are decoded, ints too
+    long for ``str()`` (Python's 4,300-digit limit) and objects whose ``__str__`` raises or
+    recurses without end give ``None`` and the reason.
+    """
+    if value is None:
+        return None, "missing"
+    try:
+        if isinstance(value, str):
+            return str.__str__(value), ""
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value).decode("utf-8", "replace"), ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return int.__repr__(value), ""
+            except ValueError:  # sys.get_int_max_str_digits()
+                return None, "an integer too long to write out"
+        if isinstance(value, float):
+            return float.__repr__(value), ""
+        text = str(value)
+        return str.__str__(text), ""
+    except RecursionError:
+        return None, "nested too deeply to write out"
+    except Exception as exc:
+        return None, f"str() raised {type(exc).__name__}"
 
 
 def completion_text(completion: Any) -> str:
@@ -32,12 +63,8 @@ def completion_text(completion: Any) -> str:
     text parts. Anything else, however malformed, becomes a string; this never raises.
     """
     try:
-        if completion is None:
-            return ""
-        if isinstance(completion, str):
-            return completion
-        if isinstance(completion, bytes):
-            return completion.decode("utf-8", "replace")
+        if completion is None or isinstance(completion, (str, bytes, bytearray, numbers.Number)):
+            return value_text(completion)[0] or ""
         if isinstance(completion, Mapping):
             completion = [completion]
         if isinstance(completion, (list, tuple)):
@@ -46,40 +73,79 @@ def completion_text(completion: Any) -> str:
             if not chosen:
                 return "\n".join(completion_text(m) for m in completion)
             return "\n".join(_content_text(m.get("content")) for m in chosen)
-        return str(completion)
-    except Exception:  # a hostile __str__ and the like
+        return value_text(completion)[0] or ""
+    except Exception:  # a hostile __getitem__, __eq__ and the like
         return ""
 
 
 def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
     if isinstance(content, (list, tuple)):
         parts = []
         for part in content:
             if isinstance(part, Mapping):
                 if part.get("type", "text") == "text":
-                    parts.append(str(part.get("text", "")))
+                    parts.append(value_text(part.get("text", ""))[0] or "")
             else:
-                parts.append(str(part))
+                parts.append(value_text(part)[0] or "")
         return "".join(parts)
-    return str(content)
+    return value_text(content)[0] or ""
 
 
 def row_columns(n: int, kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Split TRL-style ``**kwargs`` (each dataset column a per-row list) into per-row dicts.
 
-    Only sequences of length ``n`` count as columns; scalars such as ``trainer_state``
-    are dropped.
+    A column is a list, a tuple or another sized sequence (a numpy array, a ``datasets``
+    column) with one entry per completion. A column of another length, or a single value
+    where a column belongs (a string, bytes, a number, a mapping, a set, an iterator), is
+    a configuration error: ``InvalidArgument`` naming the column and the lengths, rather
+    than every row silently missing it. ``None`` and other objects (TRL's
+    ``trainer_state``, its ``log_metric`` callable) are not per-row data and are skipped.
     """
-    cols = {
-        k: v
-        for k, v in kwargs.items()
-        if k not in TRL_EXTRAS and isinstance(v, (list, tuple)) and len(v) == n
-    }
+    cols: dict[str, Sequence[Any]] = {}
+    for k, v in kwargs.items():
+        if k in TRL_EXTRAS or v is None:
+            continue
+        if isinstance(v, (list, tuple)):
+            values: Sequence[Any] = v
+        elif isinstance(v, (str, bytes, bytearray, numbers.Number, Mapping)) or _is_iterable(v):
+            values = _as_sequence(v)
+            if values is None:
+                raise invalid(
+                    k, _brief(v), f"must be a per-row list with one entry per completion ({n}), "
+                    f"not a single {type(v).__name__}"
+                )
+        else:
+            continue  # not per-row data
+        if len(values) != n:
+            raise invalid(
+                k, f"<{type(v).__name__} of {len(values)}>", f"must hold one entry per completion: {len(values)} for {n} completions"
+            )
+        cols[k] = values
     return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
+def _is_iterable(v: Any) -> bool:
+    try:
+        iter(v)
+    except Exception:
+        return False
+    return True
+
+
+def _as_sequence(v: Any) -> list[Any] | None:
+    """The values of a sized, ordered, non-text column (numpy array, pandas Series, ...)."""
+    if isinstance(v, (str, bytes, bytearray, Mapping, set, frozenset)) or not hasattr(v, "__getitem__"):
+        return None
+    try:
+        len(v)
+        return list(v)
+    except Exception:  # a 0-d array, a broken container
+        return None
+
+
+def _brief(v: Any) -> str:
+    text = value_text(v)[0] or f"<{type(v).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def coerce_score(result: Any) -> Score:
@@ -135,7 +201,7 @@ class Component:
             result = coerce_score(self._score(text, **columns))
         except Exception as exc:  # model output must never crash a training run
             log.debug("%s raised on a completion", self.name, exc_info=True)
-            result = Score.error(reason=f"{type(exc).__name__}: {exc}"[:200])
+            result = Score.error(reason=describe(exc))
         return result.with_elapsed(time.perf_counter() - start)
 
     def score_batch(
@@ -156,6 +222,9 @@ class Component:
         n = len(completions)
         rows = row_columns(n, columns)
         if prompts is not None:
+            prompts = list(prompts)
+            if len(prompts) != n:
+                raise invalid("prompts", f"<{len(prompts)} prompts>", f"must match the {n} completions")
             for row, p in zip(rows, prompts):
                 row["prompt"] = p
         if workers:

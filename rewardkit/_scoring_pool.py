@@ -6,6 +6,8 @@ thread (it breaks inside threads, async servers and notebooks' executors), and a
 on pipes with a deadline; an item that overruns gets its worker SIGKILLed and respawned
 and comes back as ``Score.timeout``; a worker that dies (segfault, ``os._exit``, OOM kill)
 gives ``Score.error`` for the item it was running, and the rest of its chunk is resent.
+Items are pickled one by one: an item that does not pickle (a lambda in a completion) or
+does not unpickle in the worker gets ``Score.error`` alone; its neighbours are scored.
 
 How it stays cheap: items go out in chunks, one chunk per idle worker; the worker reports
 each item as it finishes, so the parent knows when the next one started and enforces the
@@ -43,7 +45,7 @@ from collections import deque
 from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
-from ._score import Score
+from ._score import Score, describe
 from .errors import invalid
 
 __all__ = ["score_in_pool", "run_in_pool", "shutdown"]
@@ -93,14 +95,14 @@ def _worker_main(conn: Any, state: Any) -> None:
                 continue
         buffer: list = []
         flushed = time.monotonic()
-        for index, item in items:
+        for index, data in items:
             now = time.monotonic()
             if buffer and now - flushed >= _FLUSH_SECONDS:
                 _send(conn, buffer, False)
                 buffer, flushed = [], now
             state[1] = now  # start before index: a torn read only ever looks later
             state[0] = index
-            buffer.append((index, _run_one(job, item)))
+            buffer.append((index, _run_one(job, data)))
         state[0] = -1
         _send(conn, buffer, True)
 
@@ -119,15 +121,19 @@ def _send(conn: Any, buffer: list, done: bool) -> None:
         conn.send(("results", safe, done))
 
 
-def _run_one(job: Callable[[Any], Score], item: Any) -> Score:
+def _run_one(job: Callable[[Any], Score], data: bytes) -> Score:
     start = time.perf_counter()
+    try:
+        item = pickle.loads(data)
+    except BaseException as exc:  # noqa: BLE001 - this item only; its neighbours go on
+        return Score.error(reason=f"input could not be unpickled in the worker: {describe(exc)}"[:200])
     try:
         result = job(item)
         if not isinstance(result, Score):
             result = Score.error(reason=f"job returned {type(result).__name__}, not Score")
         return result
     except BaseException as exc:  # noqa: BLE001 - a job must not kill its worker
-        return Score.error(reason=f"{type(exc).__name__}: {exc}"[:200], elapsed=time.perf_counter() - start)
+        return Score.error(reason=describe(exc), elapsed=time.perf_counter() - start)
 
 
 # --------------------------------------------------------------------------------------
@@ -244,20 +250,26 @@ class _Run:
             self.left -= 1
 
     def dispatch(self, w: _Worker, chunk: list) -> None:
-        w.chunk = dict(chunk)
-        # the job travels only to workers that do not hold it yet
-        message = (self.token, self.payload if w.token != self.token else b"", chunk)
-        try:
-            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # inputs that do not pickle
-            for i, _ in chunk:
+        # each item is pickled on its own, so one that does not pickle (a lambda inside a
+        # completion, a __reduce__ that raises) fails alone and its chunk-mates are sent
+        packed = []
+        for i, item in chunk:
+            try:
+                packed.append((i, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)))
+            except Exception as exc:  # noqa: BLE001 - hostile input: this item only
                 self.settle(w, i, Score.error(reason=f"input not picklable: {type(exc).__name__}"))
+        sendable = {i for i, _ in packed}
+        w.chunk = {i: item for i, item in chunk if i in sendable}
+        if not packed:
             self.idle.append(w)
             return
+        # the job travels only to workers that do not hold it yet
+        message = (self.token, self.payload if w.token != self.token else b"", packed)
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             w.conn.send_bytes(data)
         except OSError:  # the worker died while idle: a fresh one takes the chunk
-            self.pending.appendleft(chunk)
+            self.pending.appendleft(list(w.chunk.items()))
             self.idle.append(self.pool.respawn(w))
             return
         w.sent_at = time.monotonic()

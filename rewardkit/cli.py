@@ -6,7 +6,8 @@ other keys as dataset columns (``answer``, ...). It writes one JSON object a lin
 ``--output`` (``-`` for stdout) and prints a per-part summary table.
 
 Errors (a missing file, a bad JSON line, an unknown rubric, a broken plugin) print one line
-on stderr and exit with status 1; usage errors exit with 2 (argparse). Set
+on stderr and exit with status 1; usage errors exit with 2 (argparse). ``plugins`` still
+lists every plugin when one is broken, with its ``error``, and then exits with 1. Set
 ``REWARDKIT_DEBUG=1`` to get the traceback instead. Limits: the input is read into memory
 whole; the progress bar is drawn only when stderr is a terminal.
 """
@@ -212,8 +213,14 @@ def _summary_items(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins import list_plugins
 
-    print(json.dumps(list_plugins(), indent=2, default=str))
-    return 0
+    # every plugin, the broken ones with their error: this is the command to diagnose them
+    found = list_plugins(include_broken=True)
+    print(json.dumps(found, indent=2, default=str))
+    broken = [p for p in found if p["error"]]
+    if not broken:
+        return 0
+    names = ", ".join(repr(p["distribution"]) for p in broken)
+    return _fail(f"{len(broken)} plugin(s) failed to load: {names}; each has its \"error\" in the listing")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -281,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rewardkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("plugins", help="installed plugins as JSON: distribution, version, what each registers")
+    p = sub.add_parser("plugins", help="installed plugins as JSON: distribution, version, what each registers, "
+                                       "error (exit 1 if any plugin is broken)")
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("list", help="registered verifiers, scorers and rubrics")

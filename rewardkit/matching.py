@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import regex
 
 from ._checks import _column, _extractor, _one_of, _safe_extract
-from ._component import Scorer
+from ._component import Scorer, value_text
 from ._numbers import parse_number
 from ._score import Score
 from .errors import invalid
@@ -70,13 +70,10 @@ class Contains(Scorer):
         extra = columns.get(self.column) if self.column else None
         if extra is None:
             return self.keywords
-        if isinstance(extra, str):
+        if isinstance(extra, (str, bytes, bytearray)) or not isinstance(extra, (list, tuple, set, frozenset)):
             extra = [extra]
-        try:
-            extra = [str(w) for w in extra if w is not None and str(w).strip()]
-        except TypeError:
-            extra = [str(extra)]
-        return self.keywords + tuple(extra)
+        words = (value_text(w)[0] for w in extra)  # a hostile keyword is skipped, not raised
+        return self.keywords + tuple(w for w in words if w and w.strip())
 
     def _present(self, text: str, word: str) -> bool:
         if not self.case_sensitive:
@@ -173,13 +170,16 @@ class ExactMatch(Scorer):
                 return Score.abstain(f"no {self.column!r} column")
         else:
             gold = self.expected
+        gold_text, why = value_text(gold)
+        if gold_text is None:
+            return Score.error(0.0, reason=f"gold answer: {why}")
         found = text if self.extractor is None else _safe_extract(self.extractor, text)
         if found is None:
             return Score.unparseable(0.0, reason="no answer extracted")
         if self.numeric:
-            a, b = parse_number(found), parse_number(gold)
+            a, b = parse_number(found), parse_number(gold if isinstance(gold, (int, float)) else gold_text)
             if a is not None and b is not None:
                 same = math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
                 return (Score.ok if same else Score.wrong)(float(same), reason="numeric comparison", answer=found)
-        same = self.normalize(found) == self.normalize(str(gold))
+        same = self.normalize(found) == self.normalize(gold_text)
         return (Score.ok if same else Score.wrong)(float(same), reason="equal" if same else "differs", answer=found)

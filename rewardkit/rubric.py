@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ._component import TRL_EXTRAS as _TRL_EXTRAS
-from ._component import Component, coerce_score, completion_text, row_columns
+from ._component import Component, coerce_score, completion_text, describe, row_columns, value_text
 from ._score import Score, Status
 from .errors import invalid
 
@@ -72,7 +72,8 @@ def _as_score(value: Any) -> Score:
     try:
         return coerce_score(value)
     except Exception as exc:  # a string, an inf, a list ...
-        return Score.error(reason=f"bad return value {value!r:.60}: {type(exc).__name__}")
+        shown = (value_text(value)[0] or f"<{type(value).__name__}>")[:60]
+        return Score.error(reason=f"bad return value {shown!r}: {type(exc).__name__}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Part:
                     raise ValueError(f"returned {len(out)} rewards for {n} completions")
                 scores = [_as_score(v) for v in out]
             except Exception as exc:  # noqa: BLE001 - a user function must not crash training
-                scores = [Score.error(reason=f"{type(exc).__name__}: {exc}"[:200])] * n
+                scores = [Score.error(reason=describe(exc))] * n
             each = (time.perf_counter() - start) / max(n, 1)
             return [s.with_elapsed(each) for s in scores]
         accepted = self._accepted
@@ -132,7 +133,7 @@ class Part:
             try:
                 score = _as_score(self.func(completion_text(c), **kwargs))
             except Exception as exc:  # noqa: BLE001
-                score = Score.error(reason=f"{type(exc).__name__}: {exc}"[:200])
+                score = Score.error(reason=describe(exc))
             out.append(score.with_elapsed(time.perf_counter() - t0))
         return out
 

@@ -22,7 +22,7 @@ import re
 from typing import Any, Callable
 
 from ._checks import _column, _extractor, _number, _one_of, _safe_extract
-from ._component import Scorer
+from ._component import Scorer, value_text
 from .matching import Contains, ExactMatch
 from ._score import Score
 from .errors import invalid
@@ -191,6 +191,8 @@ class XMLCount(Scorer):
 
 # ---------------------------------------------------------------------------------------
 def _gold_number(gold: Any) -> float | None:
+    if not isinstance(gold, (int, float)):
+        gold = value_text(gold)[0]  # bytes decoded; a hostile object reads as no number
     value = parse_number(gold)
     if value is None and isinstance(gold, str):
         # a full GSM8K solution ("... #### 72") or a number with words around it
@@ -247,7 +249,8 @@ class Proximity(Scorer):
             return Score.abstain(f"no {self.answer_column!r} column")
         gold = _gold_number(columns[self.answer_column])
         if gold is None:
-            return Score.abstain(f"gold answer {str(columns[self.answer_column])[:40]!r} is not a number")
+            shown = value_text(columns[self.answer_column])[0]
+            return Score.abstain(f"gold answer {(shown or '?')[:40]!r} is not a number")
         found = _safe_extract(self.extractor, text)
         pred = parse_number(found)
         if pred is None and found is not None:

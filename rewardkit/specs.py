@@ -2,8 +2,8 @@
 
 :func:`resolve_rubric` takes
 
-- a registered name (``"math"``: ``rewardkit.get``, which raises :class:`NotFound` with
-  close matches for an unknown one),
+- a registered name (``"math"``: ``rewardkit.get``; an unknown one raises
+  :class:`InvalidArgument` carrying ``get``'s close matches),
 - ``"module:attr"`` (dots inside ``attr`` walk attributes) naming a Rubric, a Component,
   a reward function or a factory of one of those (a class, or a function callable with
   no arguments that takes no ``completions``),
@@ -23,7 +23,7 @@ import importlib
 import inspect
 from typing import Any, Mapping, Sequence
 
-from .errors import invalid_argument
+from .errors import NotFound, invalid_argument
 from .rubric import Rubric
 
 __all__ = ["resolve_rubric"]
@@ -61,7 +61,10 @@ def _find(spec: Any, options: Mapping[str, Any] | None, field: str) -> tuple[Any
     else:
         from .plugins import get
 
-        obj, name = get(spec, **options), spec
+        try:
+            obj, name = get(spec, **options), spec
+        except NotFound as exc:
+            raise invalid_argument(field, spec, f"is not a registered rubric or component ({exc})") from exc
     if not isinstance(obj, Rubric) and not callable(obj):
         raise invalid_argument(field, spec, f"is a {type(obj).__name__}, not a rubric, component or reward function")
     return obj, name

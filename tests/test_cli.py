@@ -121,7 +121,7 @@ def test_plugins_prints_json():
     assert out.returncode == 0, out.stderr
     listed = json.loads(out.stdout)
     ours = next(p for p in listed if p["distribution"] == "rewardkit")
-    assert ours["version"] and "math" in ours["registers"]["rubric"]
+    assert ours["version"] and "math" in ours["registers"]["rubric"] and ours["error"] is None
 
 
 # scoring ------------------------------------------------------------------------------
@@ -292,6 +292,50 @@ def test_broken_plugin_is_one_line_in_a_subprocess(tmp_path):
     assert "'rk-cli-broken'" in line and "needs libfoo" in line and "REWARDKIT_PLUGINS" in line
     out = run_cli("list", cwd=tmp_path, env={**env, plugins.ENV_VAR: ""})  # the escape hatch
     assert out.returncode == 0 and "math" in out.stdout
+
+
+def _exiting_plugin_env(tmp_path: Path) -> dict:
+    """A site with a plugin that calls sys.exit(3) at import, beside a good one."""
+    for dist, module, source in [
+        ("rk-cli-exits", "rk_cli_exits_module", "import sys\nsys.exit(3)\n"),
+        ("rk-cli-fine", "rk_cli_fine_module",
+         "from rewardkit.plugins import hookimpl\n@hookimpl\ndef register_scorers(register):\n"
+         "    register('fine', lambda **o: (lambda text, **c: 1.0))\n"),
+    ]:
+        info = tmp_path / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[rewardkit]\nep = {module}\n")
+        (tmp_path / f"{module}.py").write_text(source)
+    (tmp_path / "in.jsonl").write_text('{"completion": "x", "answer": "1"}\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env.pop(plugins.ENV_VAR, None)
+    return env
+
+
+@pytest.mark.parametrize("args", [["list"], ["score", "--rubric", "math", "--input", "in.jsonl"], ["demo"]])
+def test_plugin_calling_sys_exit_is_one_error_line_not_a_silent_exit(tmp_path, args):
+    env = _exiting_plugin_env(tmp_path)
+    out = run_cli(*args, cwd=tmp_path, env=env)
+    assert out.returncode == 1, (out.returncode, out.stderr)
+    line = one_error_line(out.stderr)
+    assert "'rk-cli-exits' (entry point ep = rk_cli_exits_module) failed to import" in line
+    assert "SystemExit: the plugin called sys.exit(3)" in line
+
+
+def test_plugins_lists_what_loads_and_what_failed_then_exits_1(tmp_path):
+    env = _exiting_plugin_env(tmp_path)
+    out = run_cli("plugins", cwd=tmp_path, env=env)
+    assert out.returncode == 1
+    listed = {p["distribution"]: p for p in json.loads(out.stdout)}
+    assert listed["rewardkit"]["error"] is None and "math" in listed["rewardkit"]["registers"]["rubric"]
+    assert listed["rk-cli-fine"]["error"] is None and listed["rk-cli-fine"]["registers"] == {"scorer": ["fine"]}
+    assert "sys.exit(3)" in listed["rk-cli-exits"]["error"] and listed["rk-cli-exits"]["registers"] == {}
+    line = one_error_line(out.stderr)
+    assert "1 plugin(s) failed to load" in line and "'rk-cli-exits'" in line
+    out = run_cli("plugins", cwd=tmp_path, env={**env, plugins.ENV_VAR: "rk-cli-fine"})  # left out: all good
+    assert out.returncode == 0, out.stderr
+    assert [p["error"] for p in json.loads(out.stdout)] == [None, None]
 
 
 def test_no_command_is_a_usage_error(capsys):

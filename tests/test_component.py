@@ -71,3 +71,44 @@ def test_completion_text_shapes(completion, text):
 @given(st.recursive(st.none() | st.text() | st.integers(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=10))
 def test_completion_text_never_raises(obj):
     assert isinstance(completion_text(obj), str)
+
+
+def test_completion_text_of_hostile_values():
+    from rewardkit.testing import HOSTILE_VALUES, Raising
+
+    assert completion_text(10**5000) == ""  # str() refuses it: no text, no ValueError
+    assert completion_text([{"role": "assistant", "content": Raising()}]) == ""
+    for value in HOSTILE_VALUES:
+        assert isinstance(completion_text(value), str)
+        assert LongEnough().score(value).status in (Status.OK, Status.WRONG)
+
+
+class _UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no message")
+
+
+class RaisesUnprintable(Scorer):
+    def _score(self, text, **columns):
+        raise _UnprintableError()
+
+
+def test_an_exception_that_cannot_print_itself_is_still_an_error_score():
+    s = RaisesUnprintable().score("x")
+    assert s.status is Status.ERROR and "_UnprintableError" in s.reason
+
+
+@pytest.mark.parametrize(
+    "columns, match",
+    [({"answer": ["7"]}, "1 for 2 completions"), ({"answer": "7"}, "not a single str"), ({"answer": 7}, "not a single int")],
+)
+def test_a_column_of_the_wrong_shape_raises_naming_it(columns, match):
+    with pytest.raises(InvalidArgument, match="answer=.*" + match):
+        EchoColumn().score_batch(["7", "8"], **columns)
+    with pytest.raises(InvalidArgument, match="answer="):
+        EchoColumn()(prompts=["p", "q"], completions=["7", "8"], **columns)
+
+
+def test_prompts_of_the_wrong_length_raise():
+    with pytest.raises(InvalidArgument, match="prompts="):
+        EchoColumn().score_batch(["7", "8"], prompts=["p"], answer=["7", "8"])

@@ -334,3 +334,57 @@ def test_megabyte_completion_and_missing_columns():
     result = rubric.score("9" * (1 << 20))  # no answer column: the TRL part errors, others score
     assert result.parts["answer"].status is Status.ERROR
     assert result.parts["length"].value == 1.0 and result.total == pytest.approx(1.5)
+
+
+def test_pool_unpicklable_completion_fails_only_its_row():
+    from rewardkit.rubrics import math_rubric
+
+    completions = [f"<answer>{i}</answer>" for i in range(40)]
+    completions[3] = [{"role": "assistant", "content": "<answer>3</answer>", "meta": lambda: 3}]
+    results = math_rubric().score_batch(completions, answer=[str(i) for i in range(40)], workers=2, timeout=60)
+    bad = results[3].parts["correct"]
+    assert bad.status is Status.ERROR and "input not picklable" in bad.reason
+    assert all(r.parts["correct"].status is Status.OK for i, r in enumerate(results) if i != 3)
+
+
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        ({"answer": ["42"]}, "answer=.* 1 for 2 completions"),
+        ({"answer": ["42", "7", "9"]}, "answer=.* 3 for 2 completions"),
+        ({"answer": "42"}, "answer='42' must be a per-row list .* not a single str"),
+        ({"answer": b"42"}, "answer='42' must be a per-row list .* not a single bytes"),
+        ({"answer": 42}, "answer='42' must be a per-row list .* not a single int"),
+        ({"answer": {"a": "42"}}, "not a single dict"),
+        ({"answer": iter(["42", "7"])}, "not a single list_iterator"),
+    ],
+    ids=["short", "long", "str", "bytes", "int", "dict", "iterator"],
+)
+def test_a_column_that_is_not_one_entry_per_completion_raises(columns, message):
+    from rewardkit.rubrics import math_rubric
+
+    rubric = math_rubric()
+    funcs, _ = rubric.reward_funcs()
+    calls = [
+        lambda: rubric(prompts=["p", "q"], completions=["42", "7"], **columns),
+        lambda: rubric.score_batch(["42", "7"], **columns),
+        lambda: funcs[0](prompts=["p", "q"], completions=["42", "7"], **columns),
+        lambda: rubric.parts[0].func.score_batch(["42", "7"], **columns),
+        lambda: rubric.parts[0].func(completions=["42", "7"], **columns),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgument, match=message):
+            call()
+
+
+def test_trl_columns_still_arrive_per_row():
+    import numpy as np
+
+    from rewardkit.rubrics import math_rubric
+
+    rubric = math_rubric(format_weight=0.0)
+    trl = dict(trainer_state=object(), log_extra=lambda **k: None, log_metric=lambda *a: None,
+               completion_ids=[[1], [2]], environments=[None, None])
+    assert rubric(prompts=["p", "q"], completions=["42", "7"], answer=["42", "8"], **trl) == [1.0, 0.0]
+    assert rubric(completions=["42", "7"], answer=("42", "7"), other=None) == [1.0, 1.0]
+    assert rubric(completions=["42", "7"], answer=np.array(["42", "8"])) == [1.0, 0.0]  # was dropped

@@ -221,3 +221,38 @@ def test_a_worker_killed_between_calls_is_replaced():
     scores = Behave().score_batch(["a", "bb", "ccc", "dddd"], workers=2, timeout=30)
     assert [s.status for s in scores] == [Status.OK] * 4
     assert not pids & {s.details["pid"] for s in scores}
+
+
+class _RefusesPickle:
+    def __reduce__(self):
+        raise RuntimeError("no pickling")
+
+
+def _explode():
+    raise RuntimeError("no unpickling")
+
+
+class _RefusesUnpickle:
+    def __reduce__(self):
+        return (_explode, ())
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        (lambda: 1, "input not picklable"),
+        ((x for x in "ab"), "input not picklable"),
+        (_RefusesPickle(), "input not picklable"),
+        (_RefusesUnpickle(), "could not be unpickled in the worker"),
+    ],
+    ids=["lambda", "generator", "reduce_raises", "unpickle_raises"],
+)
+def test_one_unpicklable_item_fails_alone_not_its_chunk(bad, why):
+    texts = ["x" * (i % 50) for i in range(60)]  # 60 items, 2 workers: chunks of 8
+    completions = list(texts)
+    completions[9] = [{"role": "assistant", "content": texts[9], "meta": bad}]
+    scores = Behave().score_batch(completions, workers=2, timeout=30)
+    assert scores[9].status is Status.ERROR and why in scores[9].reason
+    others = [s for i, s in enumerate(scores) if i != 9]
+    assert all(s.status is Status.OK for s in others), [s.reason for s in others if s.status is not Status.OK]
+    assert [s.value for s in others] == [len(t) / 100 for i, t in enumerate(texts) if i != 9]

@@ -54,5 +54,5 @@ def test_trainer_errors_name_the_reward_field():
 
 
 def test_unknown_name_suggests_close_ones():
-    with pytest.raises(rewardkit.NotFound, match="did you mean"):
+    with pytest.raises(InvalidArgument, match="rubric='mth' is not a registered .*did you mean"):
         rewardkit.resolve_rubric("mth")

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rewardkit import sandbox  # noqa: E402
 from rewardkit.verifiers import CodeTests  # noqa: E402
@@ -62,7 +63,11 @@ def _humaneval(n: int):
 
     problems = list(read_problems().values())[:n]
     completions = ["```python\n" + p["prompt"] + p["canonical_solution"] + "\n```" for p in problems]
-    columns = {"test": [p["test"] for p in problems], "entry_point": [p["entry_point"] for p in problems]}
+    columns = {
+        "prompts": [p["prompt"] for p in problems],
+        "test": [p["test"] for p in problems],
+        "entry_point": [p["entry_point"] for p in problems],
+    }
     plain = [p["prompt"] + p["canonical_solution"] + "\n" + p["test"] + f"\ncheck({p['entry_point']})\n" for p in problems]
     return completions, columns, plain
 
@@ -97,7 +102,22 @@ def main() -> None:
         assert all(s.passed for s in scores), [s for s in scores if not s.passed][:1]
         sandbox.shutdown()  # reap the workers so their CPU time is counted
 
-    rows.append(("HumanEval (164 tests)", "CodeTests, pool", n, *_measure(lambda: code_tests("pool"), n)))
+    def legacy_harness() -> None:  # the in-process harness of before 2026-12-05, same pool
+        from legacy_harness import build_driver, passed_tests
+
+        tasks, all_tokens = [], []
+        for text, test, entry in zip(completions, columns["test"], columns["entry_point"]):
+            program, tokens = build_driver(text.split("```python\n", 1)[1].rsplit("```", 1)[0], [test], entry, True)
+            tasks.append(sandbox.make_task(program, channel=True, secret="\n".join(tokens), max_output=1 << 16))
+            all_tokens.append(tokens)
+        pool = sandbox.default_pool()
+        pool.run_many([sandbox.make_task("pass")] * pool.size)  # warm
+        results = pool.run_many(tasks)
+        assert all(all(passed_tests(r.channel, t)) for r, t in zip(results, all_tokens))
+        sandbox.shutdown()
+
+    rows.append(("HumanEval (164 tests)", "in-process harness (before), pool", n, *_measure(legacy_harness, n)))
+    rows.append(("HumanEval (164 tests)", "CodeTests judge + candidate, pool", n, *_measure(lambda: code_tests("pool"), n)))
     rows.append(("HumanEval (164 tests)", "CodeTests, per_run", n, *_measure(lambda: code_tests("per_run"), n)))
     rows.append(("HumanEval (164 tests)", f"plain subprocess ({w} at once)", n, *_measure(lambda: _plain(plain, w, python), n)))
     sandbox.shutdown()

@@ -7,18 +7,44 @@ with sympy). Three-valued: ``True``, ``False`` or ``None`` ("cannot decide here"
 Rules: a one-element set equals its element; bracketed sequences need the same brackets
 and the same items in order (a bare list matches a sequence in order); sets and bare lists
 match as multisets (order-insensitive); anything else of different shapes is unequal.
+Scalars: the same spelling is equal without evaluation (so ``Monday`` equals ``Monday``),
+except a literal undefined value; a relation (``<``, ``\\le``, ``\\ne`` ...) never equals a
+non-relation; an undefined value (``nan``, ``zoo``, a division by zero) equals nothing,
+itself included: the scalar comparison raises :class:`Undefined` naming the side.
 """
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any, Callable
 
 from .normalize import parse_fraction
 
-__all__ = ["compare_trees", "fast_scalar", "tolerant_equal", "Options"]
+__all__ = ["compare_trees", "fast_scalar", "tolerant_equal", "Options", "Undefined", "is_relation"]
 
 Scalar = Callable[[Any, Any], "bool | None"]
+_RELATION = re.compile(r"<|>|!=|\\(?:[lg]eq?|[lg]t|ne)(?![A-Za-z])")
+_UNDEFINED_WORD = re.compile(r"[+-]?\s*(?:nan|zoo)", re.IGNORECASE)
+# a literal zero denominator: "1/0", "2 / (0)", "\frac{1}{0}"; "1/(1-1)" is left to sympy
+_ZERO_DENOMINATOR = re.compile(r"/\s*\(?\s*[+-]?0+(?:\.0*)?\s*\)?(?![\d.])|\\frac\s*(?:\{[^{}]*\}|\d)\s*\{\s*[+-]?0+(?:\.0*)?\s*\}")
+
+
+class Undefined(Exception):
+    """A scalar is undefined (``nan``, ``zoo``, a division by zero): it equals nothing."""
+
+    def __init__(self, gold: bool) -> None:
+        super().__init__("undefined value (a division by zero or nan)")
+        self.gold = gold
+
+
+def is_relation(text: str) -> bool:
+    """Does ``text`` state an inequality or a relation other than ``=``?"""
+    return _RELATION.search(text) is not None
+
+
+def _literally_undefined(text: str) -> bool:
+    return _UNDEFINED_WORD.fullmatch(text.strip()) is not None
 
 
 class Options:
@@ -54,10 +80,16 @@ def fast_scalar(opts: Options) -> Scalar:
     def eq(g: Any, p: Any) -> bool | None:
         _, gt, gpct = g
         _, pt, ppct = p
-        if gt == pt and gpct == ppct:
-            return True
-        if gt.replace(" ", "") == pt.replace(" ", "") and gpct == ppct:
-            return True
+        if _literally_undefined(pt):
+            raise Undefined(gold=False)
+        if _literally_undefined(gt):
+            raise Undefined(gold=True)
+        # "1/0" spelled twice is still undefined: only sympy can say (and then refuses)
+        if gpct == ppct and not (_ZERO_DENOMINATOR.search(gt) or _ZERO_DENOMINATOR.search(pt)):
+            if gt == pt or gt.replace(" ", "") == pt.replace(" ", ""):
+                return True
+        if is_relation(gt) != is_relation(pt):
+            return False  # "x < 2" is no number, and "1/2" no relation
         gv, pv = parse_fraction(gt), parse_fraction(pt)
         if gv is None or pv is None:
             return None

@@ -7,6 +7,12 @@ failure), ``timeout`` (set by the pool, never here).
 The fast path imports no sympy: it decides whenever every scalar on both sides is a
 plain number (exact rational arithmetic) or the two texts are identical after cleaning;
 otherwise it returns ``None`` and the caller sends the pair to a worker.
+
+Edge cases, decided (docs/math.md lists them): a relation against a non-relation is
+``wrong``; the empty set (``\\emptyset``, ``\\varnothing``, ``\\{\\}``) is an answer, not an
+empty one; an undefined prediction (``1/0``, ``0/0``, ``nan``) is ``unparseable`` and an
+undefined gold ``error``, whatever the other side says; anything sympy raises while
+reading one side makes that side unreadable (``unparseable`` / ``error``), never a crash.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .compare import Options, compare_trees, fast_scalar
+from .compare import Options, Undefined, compare_trees, fast_scalar
 from .normalize import _LHS, clean, prepare
 
 __all__ = ["fast_verdict", "full_verdict", "Verdict"]
@@ -44,6 +50,8 @@ def _trees(gold: str, pred: str, opts: Options) -> tuple[Any, Any]:
 def _empty(tree: Any) -> bool:
     if tree[0] == "expr":
         return not tree[1].strip()
+    if tree[0] == "set" and not tree[1]:
+        return False  # the empty set is an answer
     items = tree[3] if tree[0] == "seq" else tree[1]
     return not items or any(_empty(t) for t in items)
 
@@ -67,12 +75,19 @@ def fast_verdict(gold: str, pred: str, opts: Options) -> Verdict | None:
         return ("error", "empty gold answer after normalisation")
     if _relation_and_interval(gt, pt) is not None:
         return None  # "x > 2" against "(2, \\infty)": sympy's sets decide
-    r = compare_trees(gt, pt, fast_scalar(opts))
+    try:
+        r = compare_trees(gt, pt, fast_scalar(opts))
+    except Undefined as exc:
+        return _undefined(exc)
     if r is True:
         return ("ok", "equal")
     if r is False:
         return ("wrong", "not equal")
     return None
+
+
+def _undefined(exc: Undefined) -> Verdict:
+    return ("error", f"gold: {exc}") if exc.gold else ("unparseable", f"prediction: {exc}")
 
 
 class _GoldBad(Exception):
@@ -96,12 +111,19 @@ def full_verdict(gold: str, pred: str, opts: Options) -> Verdict:
     def load(text: str, bad: type[Exception]) -> Any:
         if text not in memo:
             try:
-                memo[text] = sy.bounded_eval(sy.parse(text))
+                value = sy.bounded_eval(sy.parse(text))
+                memo[text] = Undefined if value.has(sy.sp.nan, sy.sp.zoo) else value
             except (sy.Unparseable, sy.TooLarge) as exc:
-                memo[text] = bad(str(exc))
+                memo[text] = str(exc)
+            except MemoryError:
+                raise
+            except Exception as exc:  # sympy on odd input ("x < i": TypeError): unreadable
+                memo[text] = f"{type(exc).__name__}: {exc}"[:150]
         value = memo[text]
-        if isinstance(value, Exception):
-            raise value
+        if value is Undefined:
+            raise Undefined(gold=bad is _GoldBad)
+        if isinstance(value, str):  # why the text could not be read
+            raise bad(value)
         return value
 
     fast = fast_scalar(opts)
@@ -110,7 +132,7 @@ def full_verdict(gold: str, pred: str, opts: Options) -> Verdict:
         quick = fast(g, p)
         if quick is not None:
             return quick
-        a, b = load(g[1], _GoldBad), load(p[1], _PredBad)
+        b, a = load(p[1], _PredBad), load(g[1], _GoldBad)  # a bad prediction is reported first
         cands_a = [a, a / 100] if g[2] and opts.percent else [a]
         cands_b = [b, b / 100] if p[2] and opts.percent else [b]
         return any(sy.scalar_equal(x, y, opts.rel_tol, opts.abs_tol) for x in cands_a for y in cands_b)
@@ -136,6 +158,8 @@ def full_verdict(gold: str, pred: str, opts: Options) -> Verdict:
     try:
         found = _relation_and_interval(gt, pt)
         r = as_sets(found) if found is not None else compare_trees(gt, pt, scalar)
+    except Undefined as exc:
+        return _undefined(exc)
     except _PredBad as exc:
         return ("unparseable", f"prediction: {exc}")
     except _GoldBad as exc:

@@ -37,7 +37,7 @@ _UNICODE = str.maketrans(
         "\u221e": "\\infty ", "\u221a": "\\sqrt", "\u2264": "\\le ", "\u2265": "\\ge ",
         "\u2260": "\\ne ", "\u00b1": "\\pm ", "\u222a": "\\cup ", "\u00b0": "^\\circ ",
         "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u20ac": "", "\u00a3": "",
-        "\u00a5": "", "\u2032": "'",
+        "\u00a5": "", "\u2032": "'", "\u2205": "\\emptyset ",
     }
 )
 
@@ -60,6 +60,7 @@ _BARE_SQRT = re.compile(r"\\sqrt\s*(\d|[A-Za-z](?![A-Za-z]))")
 _BARE_FRAC = re.compile(r"\\frac\s*(\d)\s*(\d)")
 _MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]{0,40}\})?(.*?)\\end\{\1\}", re.S)
 _BARE_SUB = re.compile(r"\\log\s*_\s*(\d)")
+_EMPTY_SET = re.compile(r"\\(?:emptyset|varnothing)(?![A-Za-z])")  # both are \{\}
 _LHS = re.compile(r"^\s*(?:[A-Za-z](?:_\{?[A-Za-z0-9]{1,8}\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))\s*=(?!=)")
 _IN = re.compile(r"^\s*[A-Za-z]\s*\\in(?![A-Za-z])")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -169,6 +170,7 @@ def clean(s: str, *, units: bool = False) -> str:
             s = _MATRIX.sub(_matrix_as_tuple, s)
         s = _strip_macro_braces(s, _UNWRAP)
         s = _DROP.sub(" ", s)
+        s = _EMPTY_SET.sub(r"\\{\\}", s)
         if _TRIG.search(s):  # sin 60° is sin(60 pi/180); a bare 60° answers 60
             s = _DEGREE_NUM.sub(r"(\\frac{\1\\pi}{180})", s)
         s = _DEGREE.sub("", s)

@@ -15,6 +15,12 @@ Behaviour and limits:
   unknown hook, or registers a name that is already taken raises :class:`PluginError`
   naming the distribution(s) involved, and nothing is half-registered. Names are never
   renamed to dodge a clash: a rubric must mean the same thing on every machine.
+- Plugin code (its import and its hooks) may raise anything: ``SystemExit`` from a
+  ``sys.exit()`` at import and any other ``BaseException`` become a :class:`PluginError`
+  too. ``KeyboardInterrupt`` is let through: a Ctrl-C from the user cannot be told apart
+  from one raised by a plugin, and it must stop the program. ``os._exit()`` cannot be caught.
+- ``list_plugins(include_broken=True)`` never raises for a broken plugin: it leaves each
+  broken one out, loads the rest, and reports every one, with an ``error`` for the broken.
 - Names are global across kinds (``get`` takes only a name).
 """
 
@@ -89,6 +95,24 @@ class _Plugin:
     entry_point: str | None
     obj: Any = field(repr=False)
     registers: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    error: str | None = None  # set only by a lenient load (list_plugins(include_broken=True))
+
+    @property
+    def label(self) -> str:
+        return _label(self.distribution, self.entry_point)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.key,
+            "distribution": self.distribution,
+            "version": self.version,
+            "entry_point": self.entry_point,
+            "registers": {k: v for k, v in self.registers.items() if v},
+        }
+
+
+def _label(dist: str, entry_point: str | None) -> str:
+    return f"{dist!r} (entry point {entry_point})" if entry_point else repr(dist)
 
 
 def _normalize(name: str) -> str:
@@ -98,6 +122,14 @@ def _normalize(name: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _cause(exc: BaseException) -> str:
+    """``Type: message`` on one line; a SystemExit says what the plugin called."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
+    text = _one_line(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _rewardkit_version() -> str:
@@ -135,33 +167,63 @@ class Registry:
             return self._entries
 
     def _load(self) -> None:
+        pm, plugins, entries = self._build(strict=True)
+        self._pm, self._plugins, self._entries = pm, plugins, dict(sorted(entries.items()))
+
+    def _build(self, *, strict: bool) -> tuple[pluggy.PluginManager, list[_Plugin], dict[str, Entry]]:
+        """Load every plugin. Strict: the first failure raises PluginError. Lenient: a
+        failing plugin is left out of the manager and kept with its ``error`` set."""
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(hookspecs)
         builtins = importlib.import_module(_BUILTINS)
         plugins = [self._add(pm, builtins, "rewardkit", _rewardkit_version(), f"builtins = {_BUILTINS}")]
+        broken: list[_Plugin] = []
+
+        def fail(plugin: _Plugin, exc: PluginError) -> None:
+            if strict:
+                raise exc
+            if plugin.obj is not None and pm.get_plugin(plugin.key) is plugin.obj:
+                pm.unregister(name=plugin.key)  # pluggy may have kept part of a failed register
+            plugin.error = str(exc)
+            plugin.registers = {k: [] for k in KINDS}
+            broken.append(plugin)
+
+        sources: list[tuple[Callable[[], Any], str, str, str | None]] = []
         for ep in _allowed(_entry_points()):
             dist = (ep.dist.name if ep.dist is not None else None) or ep.name
             version = ep.dist.version if ep.dist is not None else "unknown"
+            sources.append((ep.load, dist, version, f"{ep.name} = {ep.value}"))
+        sources += [((lambda obj=obj: obj), name, "unknown", None) for obj, name in self._added]
+        for load, dist, version, ep_text in sources:
+            obj = None
             try:
-                obj = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {dist!r} (entry point {ep.name} = {ep.value}) failed to import: "
-                    f"{type(exc).__name__}: {_one_line(exc)}; fix or uninstall it, or leave it out with {ENV_VAR}"
-                ) from exc
-            plugins.append(self._add(pm, obj, dist, version, f"{ep.name} = {ep.value}"))
-        for obj, name in self._added:
-            plugins.append(self._add(pm, obj, name, "unknown", None))
-        _check_pending(pm, plugins)
+                obj = _import_plugin(load, dist, ep_text)
+                plugins.append(self._add(pm, obj, dist, version, ep_text))
+            except PluginError as exc:
+                fail(_Plugin(_key(dist, ep_text), dist, version, ep_text, obj), exc)
+        while True:  # strict: raises at the first plugin with an unknown hook
+            try:
+                _check_pending(pm, plugins)
+                break
+            except _PendingError as exc:
+                plugins.remove(exc.plugin)
+                fail(exc.plugin, exc)
         entries: dict[str, Entry] = {}
-        for plugin in plugins:
-            for kind, hook in _HOOKS.items():
-                _call_hook(pm, plugin, kind, hook, entries)
-        self._pm, self._plugins, self._entries = pm, plugins, dict(sorted(entries.items()))
+        for plugin in list(plugins):
+            staged = dict(entries)  # a plugin that fails half-way registers nothing
+            try:
+                for kind, hook in _HOOKS.items():
+                    _call_hook(pm, plugin, kind, hook, staged)
+            except PluginError as exc:
+                plugins.remove(plugin)
+                fail(plugin, exc)
+                continue
+            entries = staged
+        return pm, plugins + broken, entries
 
     @staticmethod
     def _add(pm: pluggy.PluginManager, obj: Any, dist: str, version: str, ep: str | None) -> _Plugin:
-        key = f"{dist}:{ep.split(' = ')[0]}" if ep else dist
+        key = _key(dist, ep)
         for hook in _HOOKS.values():
             fn = getattr(obj, hook, None)
             if callable(fn) and pm.parse_hookimpl_opts(obj, hook) is None:
@@ -195,18 +257,13 @@ class Registry:
             raise NotFound(_not_found_message(name, entries))
         return entries[name]
 
-    def list_plugins(self) -> list[dict[str, Any]]:
-        self._ensure()
-        return [
-            {
-                "name": p.key,
-                "distribution": p.distribution,
-                "version": p.version,
-                "entry_point": p.entry_point,
-                "registers": {k: v for k, v in p.registers.items() if v},
-            }
-            for p in self._plugins
-        ]
+    def list_plugins(self, *, include_broken: bool = False) -> list[dict[str, Any]]:
+        if not include_broken:
+            self._ensure()
+            return [p.info() for p in self._plugins]
+        with self._lock:  # a separate lenient load: the registry itself stays all or nothing
+            _, plugins, _ = self._build(strict=False)
+        return [{**p.info(), "error": p.error} for p in plugins]
 
     def plugin_manager(self) -> pluggy.PluginManager:
         self._ensure()
@@ -236,6 +293,22 @@ class Registry:
             importlib.invalidate_caches()
 
 
+def _key(dist: str, ep: str | None) -> str:
+    return f"{dist}:{ep.split(' = ')[0]}" if ep else dist
+
+
+def _import_plugin(load: Callable[[], Any], dist: str, ep: str | None) -> Any:
+    try:
+        return load()
+    except KeyboardInterrupt:  # the user's Ctrl-C, as far as anyone can tell: stop
+        raise
+    except BaseException as exc:  # SystemExit from sys.exit() at import, and the rest
+        raise PluginError(
+            f"plugin {_label(dist, ep)} failed to import: {_cause(exc)}; "
+            f"fix or uninstall it, or leave it out with {ENV_VAR}"
+        ) from exc
+
+
 def _entry_points() -> list[metadata.EntryPoint]:
     seen: set[tuple[str, str]] = set()
     out = []
@@ -261,11 +334,18 @@ def _allowed(eps: list[metadata.EntryPoint]) -> list[metadata.EntryPoint]:
     ]
 
 
+class _PendingError(PluginError):
+    def __init__(self, message: str, plugin: _Plugin) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+
+
 def _check_pending(pm: pluggy.PluginManager, plugins: list[_Plugin]) -> None:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        dist = next((p.distribution for p in plugins if p.obj is exc.plugin), repr(exc.plugin))
+        plugin = next((p for p in plugins if p.obj is exc.plugin), None)
+        label = plugin.label if plugin is not None else repr(exc.plugin)
         unknown = [
             name
             for name, caller in vars(pm.hook).items()
@@ -274,10 +354,13 @@ def _check_pending(pm: pluggy.PluginManager, plugins: list[_Plugin]) -> None:
         hook = unknown[0] if unknown else "?"
         close = difflib.get_close_matches(hook, list(_HOOKS.values()), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise PluginError(
-            f"plugin {dist!r} implements unknown hook {hook!r}{hint} "
+        message = (
+            f"plugin {label} implements unknown hook {hook!r}{hint} "
             f"(rewardkit's hooks: {', '.join(_HOOKS.values())})"
-        ) from exc
+        )
+        if plugin is None:
+            raise PluginError(message) from exc
+        raise _PendingError(message, plugin) from exc
 
 
 def _call_hook(pm: pluggy.PluginManager, plugin: _Plugin, kind: str, hook: str, entries: dict[str, Entry]) -> None:
@@ -309,12 +392,10 @@ def _call_hook(pm: pluggy.PluginManager, plugin: _Plugin, kind: str, hook: str, 
             raise PluginError(f"plugin {plugin.distribution!r}: {hook} must not be a hook wrapper")
         try:
             impl.function(**{arg: register for arg in impl.argnames})
-        except PluginError:
+        except (PluginError, KeyboardInterrupt):
             raise
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {plugin.distribution!r} failed in {hook}: {type(exc).__name__}: {_one_line(exc)}"
-            ) from exc
+        except BaseException as exc:  # SystemExit and the rest: see the module docstring
+            raise PluginError(f"plugin {plugin.label} failed in {hook}: {_cause(exc)}") from exc
 
 
 def _not_found_message(name: str, entries: dict[str, Entry]) -> str:
@@ -347,9 +428,14 @@ def available(kind: str | None = None) -> dict[str, dict[str, str]]:
     return _default.available(kind)
 
 
-def list_plugins() -> list[dict[str, Any]]:
-    """Every loaded plugin: name, distribution, version, entry point and what it registers."""
-    return _default.list_plugins()
+def list_plugins(*, include_broken: bool = False) -> list[dict[str, Any]]:
+    """Every loaded plugin: name, distribution, version, entry point and what it registers.
+
+    A broken plugin raises :class:`PluginError`, as ``get`` does. With ``include_broken``
+    nothing raises: each plugin is loaded on its own, every record gains an ``error`` key
+    (None, or the PluginError's message), and a broken plugin registers nothing.
+    """
+    return _default.list_plugins(include_broken=include_broken)
 
 
 def add_plugin(obj: Any, *, name: str) -> None:

@@ -37,8 +37,9 @@ What it does NOT protect against:
   dir and the deadline. The code can read your files, reach the network and signal
   your processes. Never use it for untrusted code on a machine you care about.
 - Lies inside the program's own process: a test harness that runs in the same
-  interpreter as the untrusted code can be subverted by code that is clever enough
-  (see :class:`rewardkit.verifiers.CodeTests` for the countermeasures and their limits).
+  interpreter as untrusted code can be subverted by code that is clever enough. So
+  :class:`rewardkit.verifiers.CodeTests` keeps its tests and verdict in another process
+  (``make_task(candidate=...)``: see ``rewardkit/verifiers/_harness.py``).
 
 Backends are chosen by running a canary once per process (``detect()``): bubblewrap,
 then nsjail; if neither isolates, :class:`SandboxUnavailable` is raised unless the caller

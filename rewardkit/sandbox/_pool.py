@@ -37,7 +37,8 @@ from ._task import failed, make_task, to_result
 
 START_TIMEOUT = 30.0  # a cold start on a loaded 2-core machine can take seconds
 GRACE = 2.0  # host deadline = task timeout + this (the worker kills first, then sweeps)
-MAX_RETRIES = 2  # re-sends of a task whose worker was found dead before the task started
+MAX_RETRIES = 2  # re-sends of a task whose worker died before the task started
+RACE_WINDOW = 0.2  # seconds: a worker dead this soon after "started" was dying before the send
 
 
 # ------------------------------------------------------------------------ one worker
@@ -159,6 +160,10 @@ class _Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover - an unkillable process
             pass
+        # The launcher (bwrap) is not the sandbox's PID 1: that one, the worker, was
+        # reparented to us (a subreaper) when the launcher died, killed or not. Waiting
+        # for the launcher alone left one zombie per worker ever retired.
+        reap_orphans()
         if self.cgroup is not None:
             self.cgroup.remove()
         if self.tmpdir:
@@ -245,7 +250,6 @@ class Pool:
                 return
         for w in idle:
             w.kill()
-        reap_orphans()
 
     def __enter__(self) -> "Pool":
         return self
@@ -329,19 +333,17 @@ class _Batch:
         self.workers.append(worker)
         self.sel.register(worker.fileno(), selectors.EVENT_READ, worker)
 
-    def _retire(self, worker: _Worker, replace: bool, abnormal: bool = False) -> None:
+    def _retire(self, worker: _Worker, replace: bool) -> None:
         self.sel.unregister(worker.fileno())
         self.workers.remove(worker)
-        worker.kill()
-        if abnormal:  # whatever it left behind was reparented to us: kill and reap it
-            reap_orphans()
+        worker.kill()  # it also kills and reaps whatever the sandbox left reparented to us
         if replace and self.pending and self.start_failures < 3:
             self._add(None)
         else:
             self.pool._checkin(None)
 
     def _requeue(self, w: _Worker) -> None:
-        """Its worker died before forking the task's child: the task never ran, run it again."""
+        """Its worker died before (or just as) it forked the task's child: run it again."""
         idx, w.current = w.current, None
         self.retries[idx] += 1
         if self.retries[idx] > MAX_RETRIES:
@@ -387,7 +389,7 @@ class _Batch:
             w.oom_before = w.cgroup.oom_kills() if w.cgroup is not None else 0
             if not w.send(task):  # dead before the task reached it
                 self._requeue(w)
-                self._retire(w, replace=True, abnormal=True)
+                self._retire(w, replace=True)
 
     def _wait(self) -> None:
         deadlines = [w.deadline for w in self.workers if w.deadline is not None]
@@ -423,10 +425,13 @@ class _Batch:
         w.current, w.deadline, w.started = None, None, False
         w.tasks += 1
         if msg.get("anomaly") or w.tasks >= self.pool.max_tasks:
-            self._retire(w, replace=True, abnormal=bool(msg.get("anomaly")))
+            self._retire(w, replace=True)
 
     def _on_dead(self, w: _Worker) -> None:
-        if w.current is not None and not w.started:
+        # A worker that died right after forking the task was almost surely dying already
+        # (killed from outside just before the send: its death signal lags): run the task
+        # again. A later death is reported; MAX_RETRIES bounds both.
+        if w.current is not None and (not w.started or time.monotonic() - w.sent_at < RACE_WINDOW):
             self._requeue(w)
         elif w.current is not None:
             elapsed = time.monotonic() - w.sent_at
@@ -434,7 +439,7 @@ class _Batch:
             w.current = None
         elif w.hello is None:
             self.start_failures += 1
-        self._retire(w, replace=True, abnormal=True)
+        self._retire(w, replace=True)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -448,7 +453,7 @@ class _Batch:
                 w.current = None
             else:
                 self.start_failures += 1
-            self._retire(w, replace=True, abnormal=True)
+            self._retire(w, replace=True)
 
 
 # ------------------------------------------------------------------------ detection canary

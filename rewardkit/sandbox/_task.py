@@ -27,16 +27,26 @@ def make_task(
     env: Mapping[str, str] | None = None,
     channel: bool = False,
     secret: str | None = None,
+    candidate: str | None = None,
+    cache_code: bool = False,
 ) -> dict[str, Any]:
     """Validate one execution request and encode it for the worker.
 
     ``channel``: give the program a write-only file descriptor 3 whose contents come
     back as ``ExecutionResult.channel``. ``secret``: a string the program can read once
     from file descriptor 4; it never appears in the source, a file or the environment.
-    With either, the source is not written into the work dir.
+    With either, the source is not written into the work dir. ``candidate``: a second
+    program (public: it is given to a process that never saw this task's code, stdin or
+    secret) started before this one from the worker's pristine template process; the
+    task talks to it through file descriptors 5 (its stdin side) and 6 (its replies),
+    which the candidate sees as 3 and 4. It shares the task's limits, work dir and
+    output streams, and dies with the task. ``cache_code``: ``code`` is a constant,
+    trusted program (a harness whose input comes on stdin): each worker compiles it once.
     """
     if not isinstance(code, str):
         raise invalid("code", type(code).__name__, "must be a str")
+    if candidate is not None and not isinstance(candidate, str):
+        raise invalid("candidate", type(candidate).__name__, "must be a str or None")
     if not (isinstance(timeout, (int, float)) and 0 < timeout <= 3600):
         raise invalid("timeout", timeout, "must be a number of seconds in (0, 3600]")
     for field_name, value, low in (
@@ -67,6 +77,8 @@ def make_task(
         "env": {**_DEFAULT_ENV, **extra},
         "channel": bool(channel or secret is not None),
         "secret": None if secret is None else str(secret),
+        "candidate": candidate,
+        "cache_code": bool(cache_code),
     }
 
 

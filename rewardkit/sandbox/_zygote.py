@@ -18,6 +18,15 @@ reaped (``kill(-1)`` when the worker is PID 1 of its own PID namespace, else a w
 the processes reparented to it as a subreaper) and every file the task left is removed.
 Anything it cannot clean is an "anomaly": the worker reports it and exits, and the host
 starts a fresh one.
+
+The template: before it reads any request, the worker forks a second warm interpreter
+that only ever receives file descriptors and limits, never a task's code, stdin or
+secret, so its memory holds nothing of any task. A task that asks for a ``candidate``
+(CodeTests' judge) gets a process forked from it (then orphaned to the worker, which
+reaps and sweeps it like any other) running the given public program on two pipes whose
+other ends the task receives as descriptors 5 and 6. The sweep spares the template; a
+template that does not answer before a task starts makes the worker exit, so the host
+re-sends the task to a fresh worker.
 """
 
 import base64
@@ -28,6 +37,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import stat
 import struct
 import sys
@@ -136,7 +146,7 @@ def _child(req, workdir, fds, pid1):
         main = types.ModuleType("__main__")
         main.__file__ = os.path.join(workdir, "main.py")
         sys.modules["__main__"] = main
-        code = compile(req["code"], "main.py", "exec")
+        code = req.get("compiled") or compile(req["code"], "main.py", "exec")
         exec(code, main.__dict__)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
@@ -167,16 +177,119 @@ def _child(req, workdir, fds, pid1):
     os._exit(status & 0xFF if isinstance(status, int) else 1)
 
 
+# --------------------------------------------------------------------------- the template
+def _send_fds(sock, data, fds):
+    import array
+
+    sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+
+
+def _recv_fds(sock, maxfds=8):
+    import array
+
+    fds = array.array("i")
+    msg, anc, _, _ = sock.recvmsg(1 << 20, socket.CMSG_LEN(maxfds * fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return msg, list(fds)
+
+
+def _template(sock):
+    """The template's loop (never returns): fork one candidate per request."""
+    compiled = {}
+    while True:
+        try:
+            msg, fds = _recv_fds(sock)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)
+        try:
+            req = json.loads(msg)
+            req["compiled"] = _compiled(compiled, req["code"])
+            pid = os.fork()
+            if pid == 0:
+                if os.fork() == 0:  # orphaned at once: the worker reaps and sweeps it
+                    _child(req, req["workdir"], fds, True)
+                os._exit(0)
+            os.waitpid(pid, 0)
+            answer = b"ok"
+        except Exception:
+            answer = b"fail"
+        for fd in fds:
+            os.close(fd)
+        sock.send(answer)
+
+
+def _compiled(cache, code):
+    """``code`` compiled once per process: only for constant, trusted programs (harnesses)."""
+    obj = cache.get(code)
+    if obj is None:
+        obj = compile(code, "main.py", "exec")
+        if len(cache) < 8:
+            cache[code] = obj
+    return obj
+
+
+def _start_template(close):
+    """Fork the template now, while this process holds no task. Returns (pid, socket)."""
+    try:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+    except OSError:
+        return None, None
+    if pid == 0:
+        try:
+            mine.close()
+            for fd in close:
+                os.close(fd)
+            _template(theirs)
+        finally:
+            os._exit(0)
+    theirs.close()
+    return pid, mine
+
+
 # --------------------------------------------------------------------------- the worker
 class Worker:
-    def __init__(self, base, out=None):
+    def __init__(self, base, out=None, template=(None, None)):
         self.base = base
         self.out = out  # where the "started" acknowledgement goes
         self.pid1 = os.getpid() == 1
         self.count = 0
+        self.template, self.template_sock = template
+        self.compiled = {}
+
+    def _candidate(self, req, workdir, out_w, err_w):
+        """Fork a candidate from the template; (task's write end, task's read end).
+
+        The worker exits (before "started": the host re-sends the task) when the template
+        does not answer, so one task cannot spoil the next one's candidate.
+        """
+        sock = self.template_sock
+        try:
+            if sock is None:
+                raise OSError("no template")
+            sock.settimeout(2.0)
+            req_r, req_w = os.pipe()
+            rsp_r, rsp_w = os.pipe()
+            devnull = os.open("/dev/null", os.O_RDONLY)
+            spec = {k: req[k] for k in ("memory_mb", "timeout", "max_file_mb", "max_open_files", "max_procs", "env")}
+            spec.update(code=req["candidate"], workdir=workdir)
+            _send_fds(sock, json.dumps(spec).encode(), [devnull, out_w, err_w, req_r, rsp_w])
+            for fd in (devnull, req_r, rsp_w):
+                os.close(fd)
+            if sock.recv(16) != b"ok":
+                raise OSError("template fork")
+        except OSError:
+            os._exit(3)
+        return req_w, rsp_r
 
     def run(self, req):
         self.count += 1
+        if req.get("cache_code"):  # a constant harness program: compile it once per worker
+            req["compiled"] = _compiled(self.compiled, req["code"])
         workdir = os.path.join(self.base, "run%d" % self.count)
         os.mkdir(workdir, 0o700)
         for name, data in (req.get("files") or {}).items():
@@ -200,12 +313,13 @@ class Worker:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         chan_r, chan_w = os.pipe() if req.get("channel") else (None, None)
+        cand_w, cand_r = self._candidate(req, workdir, out_w, err_w) if req.get("candidate") else (None, None)
         start = time.monotonic()
         gc.freeze()  # the child's collections then leave the worker's objects (and pages) alone
         pid = os.fork()
         if pid == 0:
-            _child(req, workdir, [stdin_fd, out_w, err_w, chan_w, secret_fd], self.pid1)
-        for fd in (stdin_fd, out_w, err_w, chan_w, secret_fd):
+            _child(req, workdir, [stdin_fd, out_w, err_w, chan_w, secret_fd, cand_w, cand_r], self.pid1)
+        for fd in (stdin_fd, out_w, err_w, chan_w, secret_fd, cand_w, cand_r):
             if fd is not None:
                 os.close(fd)
         if self.out is not None:
@@ -313,25 +427,40 @@ class Worker:
         return reply
 
     def _sweep(self, pid):
-        """Kill and reap every process left in the sandbox. Returns an anomaly or None."""
+        """Kill and reap every process left in the sandbox but the template. Returns an anomaly or None."""
         deadline = time.monotonic() + 3.0
+        spare = {os.getpid(), self.template}
         while time.monotonic() < deadline:
-            if self.pid1:
+            if self.pid1 and self.template is None:
                 try:
                     os.kill(-1, signal.SIGKILL)  # every process in this PID namespace but us
                 except ProcessLookupError:
                     pass
+            elif self.pid1:
+                for other in _pids():
+                    if other not in spare:
+                        try:
+                            os.kill(other, signal.SIGKILL)
+                        except OSError:
+                            pass
             else:
                 _kill_tree(pid)
                 for child in _children():
-                    _kill_tree(child)
+                    if child not in spare:
+                        _kill_tree(child)
             try:
                 while True:
                     done, _ = os.waitpid(-1, os.WNOHANG)
                     if done == 0:
                         break
+                    if done == self.template:
+                        return "the template died"
             except ChildProcessError:
-                if self.pid1 or not _children():
+                if self.template is None and (self.pid1 or not _children()):
+                    return None
+            if self.template is not None:
+                left = set(_pids()) - spare if self.pid1 else set(_children()) - spare
+                if not left:
                     return None
             time.sleep(0.001)
         return "processes survived the sweep"
@@ -369,6 +498,10 @@ def _kill_tree(pid):
             os.kill(target, signal.SIGKILL)
         except OSError:
             pass
+
+
+def _pids():
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
 def _children():
@@ -427,7 +560,7 @@ def main():
                 __import__(name)
             except Exception:
                 pass
-    worker = Worker(base, wr)
+    worker = Worker(base, wr, _start_template((rd, wr)))
     _send(wr, {"hello": True, "pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0]})
     while True:
         req = _recv(rd)

@@ -14,7 +14,9 @@ from typing import Any
 
 from .contracts import (
     HOSTILE_SAMPLES,
+    HOSTILE_VALUES,
     ContractViolation,
+    Raising,
     check_component,
     check_text,
     contract_failures,
@@ -27,14 +29,17 @@ __all__ = [
     "contract_failures",
     "ContractViolation",
     "HOSTILE_SAMPLES",
+    "HOSTILE_VALUES",
+    "Raising",
     "harmless_variants",
     "hostile_text",
+    "hostile_values",
     "completions",
     "answered_completions",
     "harmless_reformattings",
 ]
 
-_STRATEGIES = {"hostile_text", "completions", "answered_completions", "harmless_reformattings"}
+_STRATEGIES = {"hostile_text", "hostile_values", "completions", "answered_completions", "harmless_reformattings"}
 
 
 def _math_module() -> Any:

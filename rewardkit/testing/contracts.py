@@ -12,6 +12,11 @@ or length scorer legitimately sees whitespace), gives the same verdict after har
 reformatting: surrounding whitespace, a trailing newline, CRLF line ends, an extra blank
 line.
 
+The corpus also holds ``HOSTILE_VALUES``, non-strings where a completion belongs (None,
+an int past ``str()``'s digit limit, nan, bytes, a list nested 5,000 deep, chat messages
+with odd content, a :class:`Raising` object whose dunders raise): for those only checks
+1-3 and 5 apply.
+
 Every failure is collected and reported at once in a :class:`ContractViolation`
 (an ``AssertionError``, so pytest shows it as a plain test failure). This module does
 not import hypothesis; the strategies live in ``rewardkit.testing.strategies``.
@@ -31,6 +36,9 @@ from .._score import Score, Status
 __all__ = [
     "ContractViolation",
     "HOSTILE_SAMPLES",
+    "HOSTILE_VALUES",
+    "Raising",
+    "deeply_nested",
     "harmless_variants",
     "check_component",
     "check_text",
@@ -77,6 +85,91 @@ HOSTILE_SAMPLES: tuple[str, ...] = (
 )
 
 
+class Raising:
+    """A hostile object: each dunder named in ``raising`` raises ``RuntimeError``."""
+
+    DUNDERS = ("__str__", "__repr__", "__format__", "__eq__", "__hash__", "__bool__", "__len__",
+               "__iter__", "__getitem__", "__reduce__")
+
+    def __init__(self, raising: frozenset[str] | None = None) -> None:
+        self.raising = frozenset(self.DUNDERS if raising is None else raising)
+
+    def _check(self, name: str) -> None:
+        if name in self.raising:
+            raise RuntimeError(f"hostile {name}")
+
+    def __str__(self) -> str:
+        self._check("__str__")
+        return "42"
+
+    def __repr__(self) -> str:
+        self._check("__repr__")
+        return f"Raising({sorted(self.raising)!r})"
+
+    def __format__(self, spec: str) -> str:
+        self._check("__format__")
+        return "42"
+
+    def __eq__(self, other: object) -> bool:
+        self._check("__eq__")
+        return self is other
+
+    def __hash__(self) -> int:
+        self._check("__hash__")
+        return id(self)
+
+    def __bool__(self) -> bool:
+        self._check("__bool__")
+        return True
+
+    def __len__(self) -> int:
+        self._check("__len__")
+        return 1
+
+    def __iter__(self) -> Any:
+        self._check("__iter__")
+        return iter(["42"])
+
+    def __getitem__(self, key: Any) -> Any:
+        self._check("__getitem__")
+        return "42"
+
+    def __reduce__(self) -> Any:
+        self._check("__reduce__")
+        return (Raising, (self.raising,))
+
+
+def deeply_nested(depth: int, kind: str = "list") -> Any:
+    """``"1"`` inside ``depth`` lists, dicts (``{"content": ...}``) or chat messages."""
+    value: Any = "1"
+    for _ in range(depth):
+        if kind == "list":
+            value = [value]
+        elif kind == "dict":
+            value = {"content": value}
+        else:
+            value = [{"role": "assistant", "content": value}]
+    return value
+
+
+HOSTILE_VALUES: tuple[Any, ...] = (
+    None,
+    True,
+    0,
+    10**5000,
+    float("nan"),
+    float("inf"),
+    b"\xff\xfe<answer>42</answer>",
+    Raising(),
+    deeply_nested(5000, "list"),
+    deeply_nested(5000, "dict"),
+    deeply_nested(2000, "chat"),
+    [{"role": "assistant", "content": Raising()}],
+    [{"role": "assistant", "content": [{"type": "text", "text": 10**5000}, None, Raising()]}],
+    {"role": Raising(), "content": b"42"},
+)
+
+
 class ContractViolation(AssertionError):
     """One or more contract checks failed; ``failures`` lists them."""
 
@@ -97,7 +190,9 @@ def harmless_variants(text: str) -> list[str]:
     return [v for v in dict.fromkeys(variants) if v != text]
 
 
-def _short(text: str) -> str:
+def _short(text: Any) -> str:
+    if not isinstance(text, str):
+        return f"a {type(text).__name__}"
     shown = text[:60].encode("unicode_escape", "backslashreplace").decode("ascii")
     return repr(shown + ("..." if len(text) > 60 else "")) + f" ({len(text)} chars)"
 
@@ -109,7 +204,10 @@ def _run(component: Any, text: str, columns: Mapping[str, Any]) -> tuple[Any, fl
     except BaseException as exc:  # noqa: BLE001 - the point is to catch anything
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        return None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200]
+        try:
+            return None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200]
+        except Exception:  # the exception's own __str__ raised
+            return None, time.perf_counter() - start, type(exc).__name__
     return result, time.perf_counter() - start, None
 
 
@@ -152,7 +250,12 @@ def contract_failures(
     corpus = list(HOSTILE_SAMPLES if hostile else ()) + list(texts or ())
     failures: list[str] = []
     for text in corpus:
+        if not isinstance(text, str):
+            failures += _single(component, text, columns, max_seconds)[0]
+            continue
         failures += _text_failures(component, text, columns, max_seconds, invariant_under_formatting)
+    for value in HOSTILE_VALUES if hostile else ():
+        failures += _single(component, value, columns, max_seconds)[0]
     return failures
 
 

@@ -8,6 +8,11 @@
   "The answer is"), the latter paired with the answer string.
 - :func:`harmless_reformattings`: a text after reformatting that must not change a
   verifier's verdict.
+- :func:`hostile_values`: what arrives where text is expected: None, bools, ints (huge
+  ones past ``str()``'s digit limit), floats (nan, inf), bytes, lists and dicts nested up
+  to thousands deep, chat messages with odd content, and :class:`Raising` objects whose
+  dunders (``__str__``, ``__repr__``, ``__eq__``, ``__hash__``, ...) raise. Use it for
+  completions and for dataset columns such as the gold answer.
 
 Big strings come from a short unit repeated, so Hypothesis's own data stays small and
 shrinking stays fast. Limits: the answers are integers, decimals and simple fractions;
@@ -16,11 +21,13 @@ math-specific strategies (LaTeX, equivalent forms) live in ``rewardkit.testing.m
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import strategies as st
 
-from .contracts import HOSTILE_SAMPLES, harmless_variants
+from .contracts import HOSTILE_SAMPLES, Raising, deeply_nested, harmless_variants
 
-__all__ = ["hostile_text", "completions", "answered_completions", "harmless_reformattings"]
+__all__ = ["hostile_text", "hostile_values", "completions", "answered_completions", "harmless_reformattings", "Raising"]
 
 _UNITS = (
     "a", "{", "}", "\\boxed{", "<answer>", "</answer>", "<reasoning>", "(", ")", "9", "1,",
@@ -96,3 +103,36 @@ def harmless_reformattings(text: str) -> st.SearchStrategy[str]:
     once = harmless_variants(text) or [text + "\n"]
     twice = [v2 for v in once for v2 in harmless_variants(v)]
     return st.sampled_from(once + twice)
+
+
+def _power_of_ten(k: int) -> int:
+    return 10**k
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from([5000, 4301, 64, 0]).map(_power_of_ten),  # 10**5000: str() refuses it
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.binary(max_size=32),
+    st.sampled_from([b"42", b"\xff\xfe", b"<answer>7</answer>"]),
+    st.text(max_size=30),
+    st.builds(Raising, st.frozensets(st.sampled_from(Raising.DUNDERS), min_size=1)),
+)
+
+
+def _chat(content: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    role = st.sampled_from(["assistant", "user", None, 3])
+    return st.lists(st.fixed_dictionaries({"role": role, "content": content}), min_size=1, max_size=3)
+
+
+def hostile_values(*, max_depth: int = 5000) -> st.SearchStrategy[Any]:
+    """Non-string values where text belongs, nested lists and dicts up to ``max_depth``."""
+    nested = st.recursive(
+        _SCALARS,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3) | _chat(inner),
+        max_leaves=8,
+    )
+    deep = st.builds(deeply_nested, st.integers(50, max(50, max_depth)), st.sampled_from(["list", "dict", "chat"]))
+    return st.one_of(nested, deep)

@@ -7,14 +7,16 @@ Two kinds of tests, read from the row's columns:
   ``input_output`` (APPS: a JSON string with "inputs" and "outputs"). Each case is one
   sandboxed run; its stdout is compared with the expected output (``compare``).
 - assert-style tests: ``test`` (HumanEval: code defining ``check(candidate)``) with
-  ``entry_point``, or ``test_list`` (MBPP: assert statements, one test each). They run
-  in one sandboxed program through the harness in ``_harness.py``; a test counts only
-  when its random per-run token reaches the result channel.
+  ``entry_point`` (helpers the tests call come from the row's ``prompt``), or
+  ``test_list`` (MBPP: assert statements, one test each, after ``test_setup_code``). The
+  tests run in a judge process and the code in a separate candidate process that answers
+  calls as data (``_harness.py``); a test counts only when the judge writes its random
+  per-run token to the result channel, which the candidate cannot reach.
 
 Limits: Python only; the completion's code is taken from fenced blocks (the last one by
 default); each run has a wall-clock ``timeout`` (assert-style tests share one run, so a
 timeout fails the tests not yet reported). The sandbox's module docstring says what
-isolation covers; the harness's says what in-process tricks it does and does not stop.
+isolation covers; the harness's says what crosses between the two processes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .._component import Verifier, completion_text, row_columns
 from .._score import Score, Status
 from ..errors import invalid
 from .. import sandbox as _sandbox
-from ._harness import build_driver, passed_tests
+from ._harness import CANDIDATE, build_driver, prompt_helpers, read_verdicts
 
 __all__ = ["CodeTests", "extract_code"]
 
@@ -92,7 +94,8 @@ class CodeTests(Verifier):
     ``language``/``which``/``fenced_only``: see :func:`extract_code`. ``compare``:
     "lines" (trailing whitespace and blank lines ignored), "tokens" or "exact".
     ``timeout``/``memory_mb``: per sandboxed run. ``isolation``: "pool" or "per_run".
-    ``plain_results``: refuse non-builtin return values in assert-style tests.
+    ``plain_results``: in assert-style tests a function must return plain data (instances
+    of the candidate's classes cross as handles only from calling the class).
     Construction checks that a sandbox backend works and raises
     :class:`~rewardkit.sandbox.SandboxUnavailable` if not (unless ``allow_unsafe``).
     """
@@ -152,9 +155,15 @@ class CodeTests(Verifier):
         if kind == "stdio":
             tasks = [_sandbox.make_task(code, stdin=_as_text(i), **limits) for i, _ in tests]
             return None, {"kind": kind, "tasks": tasks, "expected": [_as_text(o) for _, o in tests]}
-        entry = columns.get("entry_point") if kind == "check" else None
-        program, tokens = build_driver(code, tests, entry, self.plain_results)
-        task = _sandbox.make_task(program, channel=True, secret="\n".join(tokens), max_output=1 << 16, **limits)
+        entry = str(columns.get("entry_point")) if kind == "check" else None
+        helpers = [str(columns.get("test_setup_code") or "")] if kind == "asserts" else []
+        if kind == "check":
+            helpers.append(prompt_helpers(columns.get("prompt"), entry) or "")
+        program, stdin, tokens = build_driver(code, tests, entry, self.plain_results, [h for h in helpers if h.strip()])
+        task = _sandbox.make_task(
+            program, stdin=stdin, channel=True, secret="\n".join(tokens), candidate=CANDIDATE, cache_code=True,
+            max_output=1 << 16, **limits,
+        )  # fmt: skip
         return None, {"kind": kind, "tasks": [task], "tokens": tokens}
 
     def _verdict(self, plan: dict, results: list[_sandbox.ExecutionResult]) -> Score:
@@ -167,8 +176,15 @@ class CodeTests(Verifier):
             ]
             statuses = [str(r.status) for r in results]
         else:
-            passed = passed_tests(results[0].channel, plan["tokens"])
+            verdicts = read_verdicts(results[0].channel, plan["tokens"])
+            passed = [v == "pass" for v, _ in verdicts]
             statuses = [str(results[0].status)] * len(passed)
+            crossed = next((i for i, (v, _) in enumerate(verdicts) if v == "cross"), None)
+            if crossed is not None:  # the dataset's test needs a value our boundary cannot carry
+                why = f"test {crossed}: {verdicts[crossed][1]}"
+                return Score.error(reason=why[:300])
+            failed = next((f"test {i}: {w}" for i, (v, w) in enumerate(verdicts) if v == "fail"), None)
+            plan = {**plan, "why": failed}
         n, k = len(passed), sum(passed)
         value = k / n if self.partial_credit else float(k == n)
         details = {"passed": k, "total": n, "tests": [{"passed": p, "status": s} for p, s in zip(passed, statuses)]}
@@ -178,7 +194,12 @@ class CodeTests(Verifier):
         bad = next((r for r in results if not r.ok), None)
         if bad is not None and bad.status == "timeout":
             return Score(value, Status.TIMEOUT, answer, f"{answer}; {bad.reason}", details=details)
-        why = (bad.reason + ": " + bad.stderr.strip().splitlines()[-1][:150]) if bad and bad.stderr.strip() else answer
+        if plan.get("why"):  # the judge's own report, not the candidate's stderr
+            why = plan["why"][:200]
+        elif bad is not None and plan["kind"] == "stdio" and bad.stderr.strip():
+            why = bad.reason + ": " + bad.stderr.strip().splitlines()[-1][:150]
+        else:
+            why = answer
         return Score.wrong(value, reason=f"{answer}; {why}" if why != answer else answer, answer=answer, **details)
 
     # ------------------------------------------------------------------ scoring
@@ -224,6 +245,9 @@ class CodeTests(Verifier):
 
         start = time.perf_counter()
         rows = row_columns(len(completions), columns)
+        if prompts is not None:
+            for row, prompt in zip(rows, prompts):
+                row.setdefault("prompt", prompt)
         texts = [completion_text(c) for c in completions]
         try:
             scores = self._score_texts(texts, rows)
@@ -238,8 +262,7 @@ def _read_tests(columns: Mapping[str, Any]) -> tuple[str, list]:
     if columns.get("test") and columns.get("entry_point"):
         return "check", [str(columns["test"])]
     if columns.get("test_list"):
-        setup = str(columns.get("test_setup_code") or "")
-        return "asserts", [setup + "\n" + str(t) for t in columns["test_list"]]
+        return "asserts", [str(t) for t in columns["test_list"]]
     if columns.get("inputs") is not None and columns.get("outputs") is not None:
         ins, outs = list(columns["inputs"]), list(columns["outputs"])
         if len(ins) != len(outs):

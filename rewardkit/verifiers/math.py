@@ -10,13 +10,18 @@ How a pair is decided, cheapest first:
    ``2\\times10^{3}``) they are compared as exact rationals. Most GSM8K answers end here.
 3. Everything else goes to a worker process (sympy's ANTLR LaTeX parser or ``parse_expr``
    behind an allow-list; see :mod:`rewardkit._math.symbolic`) with a hard deadline: past
-   ``timeout`` seconds the worker is killed and the verdict is ``timeout``.
+   ``timeout`` seconds the worker is killed and the verdict is ``timeout``. The deadline
+   starts when the call starts and covers waiting for a worker (a cold or replacement
+   worker's 1-2 s start-up included), so a call returns within ``timeout`` plus
+   ``OVERRUN_SECONDS`` (50 ms on a quiet machine; see :mod:`rewardkit._math.pool`).
 
 Limits: inputs longer than ``max_length`` characters (after extraction) are refused as
 unparseable; exact numbers above 20,000 digits are refused; symbolic identities are
 checked by expansion then at random positive points (probabilistic); units are stripped
 only with ``units=True`` and only from a fixed list; the cache holds the last 65,536
-verdicts (timeouts included: ``math_equal.cache_clear()`` empties it). POSIX only.
+verdicts (timeouts included: ``math_equal.cache_clear()`` empties it, but not a timeout
+that only means no worker was ready, e.g. on a cold pool with a timeout shorter than a
+worker's start-up: ``MathEquivalence.warm()`` avoids those). POSIX only.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
-from .._component import Verifier
+from .._component import Verifier, value_text
 from .._score import Score, Status
 from .._math.compare import Options
 from .._math.engine import fast_verdict
@@ -106,6 +111,8 @@ def _verdict(gold: str, prediction: str, opts: Options, timeout: float, max_leng
 
         reply = default_pool().run({"g": gold, "p": prediction, "o": opts.as_dict()}, timeout)
         result = (str(reply.get("s", "error")), str(reply.get("r", "")))
+        if reply.get("transient"):  # about the pool (no worker ready in time), not the pair
+            return result
     _cache.put(key, result)
     return result
 
@@ -116,6 +123,11 @@ def math_verdict(gold: Any, prediction: Any, **options: Any) -> tuple[str, str]:
     Options: ``rel_tol`` (1e-9), ``abs_tol`` (0), ``units`` (False: strip a trailing unit
     word such as "cm" or "dollars" when True), ``percent`` (True: ``12%`` also equals
     ``0.12``), ``timeout`` (5 s per hard comparison), ``max_length`` (1000 characters).
+
+    The call returns within ``timeout`` plus 50 ms (``OVERRUN_SECONDS``, on a quiet
+    machine): the deadline starts with the call and includes waiting for a math worker,
+    so on a cold pool a timeout shorter than a worker's start-up (1-2 s) gives
+    ``timeout`` (not cached; :meth:`MathEquivalence.warm` starts the workers ahead).
     """
     try:
         opts, timeout, max_length = _options(**options)
@@ -123,7 +135,13 @@ def math_verdict(gold: Any, prediction: Any, **options: Any) -> tuple[str, str]:
         raise invalid("options", sorted(options), f"has an unknown option ({exc})") from None
     if gold is None or prediction is None:
         return ("unparseable", "missing answer")
-    return _verdict(str(gold), str(prediction), opts, timeout, max_length)
+    pred_text, why = value_text(prediction)
+    if pred_text is None:
+        return ("unparseable", f"prediction: {why}")
+    gold_text, why = value_text(gold)
+    if gold_text is None:
+        return ("error", f"gold: {why}")
+    return _verdict(gold_text, pred_text, opts, timeout, max_length)
 
 
 def math_equal(gold: Any, prediction: Any, **options: Any) -> bool:
@@ -141,7 +159,8 @@ class MathEquivalence(Verifier):
     ``extractor``: a callable ``text -> str | None`` (default ``rewardkit.extract.DEFAULT``).
     ``answer_column``: the dataset column holding the gold; a GSM8K gold ``"... #### 42"``
     is reduced to ``42``. Values: ``correct_reward`` for ``ok``, ``wrong_reward`` for every
-    other status. Options as in :func:`math_verdict`.
+    other status. Options as in :func:`math_verdict`; each hard comparison returns within
+    ``timeout`` plus 50 ms (``OVERRUN_SECONDS``), waiting for a worker included.
     """
 
     default_name = "math_equivalence"
@@ -181,20 +200,24 @@ class MathEquivalence(Verifier):
         gold = columns.get(self.answer_column)
         if gold is None:
             return Score(self.wrong_reward, Status.ERROR, None, f"no gold answer in column {self.answer_column!r}")
+        gold, why = value_text(gold)  # the gold arrives per row from a dataset: hostile too
+        if gold is None:
+            return Score(self.wrong_reward, Status.ERROR, None, f"gold answer in column {self.answer_column!r}: {why}")
         try:
             answer = self.extractor(text)
         except Exception as exc:  # a user extractor; the base would catch it too
             return Score(self.wrong_reward, Status.ERROR, None, f"extractor raised {type(exc).__name__}")
-        if answer is None or not str(answer).strip():
+        answer = value_text(answer)[0]
+        if answer is None or not answer.strip():
             return Score(self.wrong_reward, Status.UNPARSEABLE, None, "no answer found")
-        answer = str(answer)
-        status, reason = _verdict(str(gold), answer, self._opts, self.timeout, self.max_length)
+        status, reason = _verdict(gold, answer, self._opts, self.timeout, self.max_length)
         value = self.correct_reward if status == "ok" else self.wrong_reward
         return Score(value, Status(status), answer, reason)
 
     @staticmethod
     def warm() -> None:
-        """Start the sympy workers now (1-2 s each, in parallel) instead of on first need."""
+        """Start the sympy workers now (1-2 s each, in parallel) instead of on first need,
+        when the first calls' ``timeout`` would also have to cover that start-up."""
         from .._math.pool import default_pool
 
         default_pool().warm()

@@ -11,6 +11,14 @@ from rewardkit import Status
 from rewardkit.verifiers import MathEquivalence
 from rewardkit.verifiers.math import math_verdict
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm_math_workers():
+    # A call's timeout now covers a cold worker's start-up (seconds on a loaded box):
+    # start them first, as the docs advise, so the cases test verdicts, not start-up.
+    MathEquivalence.warm()
+
+
 HUGE = [
     "9**9**9", "10^{10^{10}}", "2^{2^{2^{2^{2^{2}}}}}", "100000!", "(2^{64})!", "factorial(factorial(20))",
     r"\binom{10^9}{5 \cdot 10^8}", "(x+1)^{100000}", "1e999999", "10^{999999}", "(1/2)^{10^{10}}",
@@ -70,14 +78,15 @@ def test_a_stuck_comparison_times_out_and_the_pool_recovers():
     status, reason = math_verdict("0.123456789", slow, timeout=0.5)
     assert status in {"timeout", "wrong", "unparseable"}
     assert time.monotonic() - start < 0.5 + 30.0
-    assert math_verdict(r"\sqrt{50}", r"5\sqrt{2}")[0] == "ok"  # a fresh worker answers
+    # a fresh worker answers; its start-up (seconds on a loaded box) is on this call's clock
+    assert math_verdict(r"\sqrt{50}", r"5\sqrt{2}", timeout=60)[0] == "ok"
 
 
 def test_worker_is_killed_at_the_deadline():
     # the LaTeX parser plus a numeric integral take far longer than a millisecond
     status, reason = math_verdict(r"\sqrt{7}", r"\int_{0}^{1} x^{7} \sin(x) \, dx", timeout=0.001)
     assert status == "timeout" and "0.001" in reason
-    assert math_verdict(r"\sqrt{7}", r"\sqrt{11}")[0] == "wrong"
+    assert math_verdict(r"\sqrt{7}", r"\sqrt{11}", timeout=60)[0] == "wrong"
 
 
 def test_verifier_reports_timeout_with_the_wrong_reward():
@@ -96,3 +105,73 @@ def test_a_closed_pool_leaves_no_process_behind():
     assert worker.proc.poll() is not None  # killed and reaped
     with pytest.raises(RuntimeError):
         pool.run({"g": "1", "p": "1", "o": {}}, timeout=1.0)
+
+
+# --- non-string inputs: Python values, not text, where an answer belongs -------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from rewardkit.rubrics import math_rubric  # noqa: E402
+from rewardkit.testing import HOSTILE_VALUES, Raising, hostile_values  # noqa: E402
+from rewardkit.testing.contracts import deeply_nested  # noqa: E402
+from rewardkit.verifiers import math_equal  # noqa: E402
+
+VERDICTS = {"ok", "wrong", "unparseable", "error", "timeout"}
+
+
+class _UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no message either")
+
+
+class _RaisesUnprintable:
+    def __str__(self):
+        raise _UnprintableError()
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize(
+    "value, status",
+    [
+        (10**5000, "unparseable"),  # str() refuses ints past 4,300 digits: ValueError
+        (Raising(), "unparseable"),  # RuntimeError
+        (_RaisesUnprintable(), "unparseable"),  # an exception whose own __str__ raises
+        (deeply_nested(5000), "unparseable"),  # RecursionError
+        (deeply_nested(5000, "dict"), "unparseable"),
+    ],
+    ids=["huge_int", "raising_str", "unprintable_error", "nested_list", "nested_dict"],
+)
+def test_math_verdict_on_unwritable_values(value, status):
+    assert math_equal("42", value) is False
+    pred = math_verdict("42", value)
+    assert pred[0] == status and pred[1].startswith("prediction: "), pred
+    gold = math_verdict(value, "42")
+    assert gold[0] == "error" and gold[1].startswith("gold: "), gold
+
+
+def test_written_values_still_compare():
+    assert math_verdict("42", 42) == ("ok", "equal")
+    assert math_verdict(b"42", "42.0")[0] == "ok"
+    assert math_verdict("0.5", 0.5)[0] == "ok"
+    assert math_verdict(10**100, "1e100")[0] == "ok"
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES + (_RaisesUnprintable(),), ids=lambda v: type(v).__name__)
+def test_verifier_and_rubric_take_hostile_values_as_completion_and_gold(value):
+    v = MathEquivalence()
+    for score in (v.score(value, answer="42"), v.score(r"\boxed{42}", answer=value)):
+        assert score.status in (Status.UNPARSEABLE, Status.ERROR, Status.WRONG, Status.OK), score
+        assert score.reason
+    assert v.score(r"\boxed{42}", answer=10**5000).status is Status.ERROR
+    result = math_rubric().score(value, answer=value)
+    assert result.total is not None
+    assert len(math_rubric()(completions=[value, "42"], answer=[value, "42"])) == 2
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_values(max_depth=3000), hostile_values(max_depth=3000))
+def test_fuzz_non_string_gold_and_prediction(gold, pred):
+    status, reason = math_verdict(gold, pred, timeout=3.0)
+    assert status in VERDICTS and isinstance(reason, str)
+    score = MathEquivalence(timeout=3.0).score(pred, answer=gold)
+    assert score.status in (Status.OK, Status.WRONG, Status.UNPARSEABLE, Status.ERROR, Status.TIMEOUT, Status.ABSTAIN)

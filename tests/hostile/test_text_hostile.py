@@ -157,3 +157,58 @@ def test_classic_functions_survive_hostile_text():
         assert len(out) == len(texts)
     assert correctness_reward_func(None, texts, ["1"] * len(texts)) == [0.0] * len(texts)
     assert time.perf_counter() - start < 6 * BOUND
+
+
+# --- non-string values where text belongs: completions and dataset columns ------------
+from rewardkit import Rubric  # noqa: E402
+from rewardkit.testing import HOSTILE_VALUES, Raising, hostile_values  # noqa: E402
+
+SCORERS = [
+    Format(), XMLCount(), Proximity(), Length(target=(1, 50)), Contains(["4"]), Contains(column="answer"),
+    ExactMatch(), ExactMatch(numeric=True, extractor=DEFAULT),
+]
+
+
+def _check_score(s):
+    assert isinstance(s, Score) and isinstance(s.reason, str)
+    assert s.status is not Status.ERROR or s.reason
+
+
+class _UnprintableError(Exception):
+    def __str__(self):
+        raise RuntimeError("no message either")
+
+
+class _Unprintable:
+    def __str__(self):
+        raise _UnprintableError()
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES + (_Unprintable(),), ids=lambda v: type(v).__name__)
+def test_scorers_take_hostile_values_in_the_gold_column(value):
+    # a gold whose __str__ raises an exception that cannot print itself used to escape
+    for scorer in SCORERS:
+        _check_score(scorer.score("<answer>42</answer>", answer=value))
+        _check_score(scorer.score(value, answer="42"))
+
+
+def test_unreadable_gold_is_an_error_with_a_reason():
+    s = ExactMatch().score("42", answer=Raising())
+    assert s.status is Status.ERROR and "gold" in s.reason
+    assert ExactMatch().score("42", answer=b"42").status is Status.OK  # bytes read as text
+
+
+@settings(max_examples=30, deadline=None)
+@given(hostile_values(max_depth=3000), hostile_values(max_depth=3000))
+def test_fuzz_non_string_completions_and_columns(completion, gold):
+    for ex in EXTRACTORS:
+        out = ex(completion)
+        assert out is None or isinstance(out, str)
+    for scorer in SCORERS:
+        _check_score(scorer.score(completion, answer=gold))
+    rubric = Rubric({"format": Format("lenient"), "xml": (XMLCount(), 0.5), "exact": ExactMatch()})
+    result = rubric.score(completion, answer=gold)
+    assert all(isinstance(s, Score) for s in result.parts.values())
+    assert len(rubric(completions=[completion, "x"], answer=[gold, "x"])) == 2

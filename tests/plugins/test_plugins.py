@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -288,7 +289,7 @@ def test_failure_is_not_sticky_and_nothing_is_half_registered(site, monkeypatch)
         ("rk_fixture_typo", "rk-fixture-typo", r"'rk-fixture-typo'.*unknown hook 'register_scorer'.*did you mean 'register_scorers'"),
         ("rk_fixture_broken", "rk-fixture-broken", r"'rk-fixture-broken'.*failed to import: ModuleNotFoundError.*rk_fixture_no_such_dependency"),
         ("rk_fixture_unmarked", "rk-fixture-unmarked", r"'rk-fixture-unmarked' defines register_scorers\(\).*@hookimpl"),
-        ("rk_fixture_raises", "rk-fixture-raises", r"'rk-fixture-raises' failed in register_verifiers: RuntimeError: database unreachable"),
+        ("rk_fixture_raises", "rk-fixture-raises", r"'rk-fixture-raises' \(entry point p = rk_fixture_raises\) failed in register_verifiers: RuntimeError: database unreachable"),
         ("rk_fixture_badname", "rk-fixture-badname", r"'rk-fixture-badname' registered scorer name 'two words'"),
         ("rk_fixture_missing_attr:nothing", "rk-fixture-attr", r"'rk-fixture-attr'.*failed to import"),
     ],
@@ -300,6 +301,75 @@ def test_broken_plugins_fail_loudly_naming_the_distribution(site, module, dist, 
     plugins.reload()
     with pytest.raises(PluginError, match=pattern):
         rewardkit.get("math")
+
+
+HOSTILE = {
+    "exit_at_import": ("import sys\nsys.exit(3)\n", r"failed to import: SystemExit: the plugin called sys\.exit\(3\)"),
+    "exit_message": ("raise SystemExit('bye')\n", r"failed to import: SystemExit: the plugin called sys\.exit\('bye'\)"),
+    # neither an Exception nor SystemExit: plugin code can raise anything
+    "base_exception": ("class PluginQuit(BaseException):\n    pass\nraise PluginQuit('odd')\n",
+                       r"failed to import: PluginQuit: odd"),
+    "exit_in_hook": (
+        "import sys\nfrom rewardkit.plugins import hookimpl\n@hookimpl\ndef register_rubrics(register):\n    sys.exit(0)\n",
+        r"failed in register_rubrics: SystemExit: the plugin called sys\.exit\(0\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_plugin_raising_system_exit_or_any_base_exception_is_a_plugin_error(site, case):
+    source, cause = HOSTILE[case]
+    write_dist(site, "rk-hostile", {"h": "rk_tmp_hostile"}, modules={"rk_tmp_hostile": source})
+    plugins.reload()
+    for call in (lambda: rewardkit.get("math"), rewardkit.available, plugins.list_plugins):
+        with pytest.raises(PluginError, match=r"plugin 'rk-hostile' \(entry point h = rk_tmp_hostile\) " + cause):
+            call()
+
+
+def test_keyboard_interrupt_from_a_plugin_is_not_swallowed(site):
+    # a Ctrl-C during loading cannot be told apart from one a plugin raises: it must stop us
+    write_dist(site, "rk-ctrl-c", {"c": "rk_tmp_ctrl_c"}, modules={"rk_tmp_ctrl_c": "raise KeyboardInterrupt\n"})
+    plugins.reload()
+    with pytest.raises(KeyboardInterrupt):
+        rewardkit.available()
+
+
+def test_list_plugins_include_broken_reports_each_plugin_and_never_raises(site, monkeypatch):
+    write_dist(site, "rk-fixture-good", {"good": "rk_fixture_good"})
+    write_dist(site, "rk-exits", {"x": "rk_tmp_exits"}, modules={"rk_tmp_exits": "import sys\nsys.exit(3)\n"})
+    write_dist(site, "rk-fixture-typo", {"t": "rk_fixture_typo"})
+    write_dist(site, "rk-fixture-raises", {"r": "rk_fixture_raises"})
+    write_dist(site, "rk-fixture-dup", {"d": "rk_fixture_dup"})
+    # registers a scorer, then fails in its rubric hook: must register nothing at all
+    half = (
+        "from rewardkit.plugins import hookimpl\n"
+        "@hookimpl\ndef register_scorers(register):\n    register('half.ok', lambda **o: None)\n"
+        "@hookimpl\ndef register_rubrics(register):\n    raise RuntimeError('half way')\n"
+    )
+    write_dist(site, "rk-half", {"half": "rk_tmp_half"}, modules={"rk_tmp_half": half})
+    plugins.reload()
+    listed = {p["distribution"]: p for p in plugins.list_plugins(include_broken=True)}
+    assert listed["rewardkit"]["error"] is None and "math" in listed["rewardkit"]["registers"]["rubric"]
+    assert listed["rk-fixture-good"]["error"] is None
+    assert listed["rk-fixture-good"]["registers"] == {"scorer": ["shout"], "rubric": ["shout_rubric"]}
+    expected = {
+        "rk-exits": r"'rk-exits' \(entry point x = rk_tmp_exits\) failed to import: SystemExit",
+        "rk-fixture-typo": r"unknown hook 'register_scorer'",
+        "rk-fixture-raises": r"failed in register_verifiers: RuntimeError: database unreachable",
+        "rk-fixture-dup": r"'length' is registered twice.*'rewardkit'.*'rk-fixture-dup'",
+        "rk-half": r"failed in register_rubrics: RuntimeError: half way",
+    }
+    for dist, pattern in expected.items():
+        assert re.search(pattern, listed[dist]["error"]), listed[dist]
+        assert listed[dist]["registers"] == {}
+        assert listed[dist]["entry_point"] and listed[dist]["version"] == "1.0"
+    # the registry itself stays all or nothing
+    with pytest.raises(PluginError):
+        rewardkit.get("shout")
+    monkeypatch.setenv(plugins.ENV_VAR, "rk-fixture-good")
+    plugins.reload()
+    assert [p["error"] for p in plugins.list_plugins(include_broken=True)] == [None, None]
+    assert rewardkit.get("shout").score("HI").value == 1.0
 
 
 def test_bad_signature_for_a_known_hook_names_the_plugin(site):

@@ -131,6 +131,54 @@ def test_default_per_run_mode_through_run():
     assert sandbox.run("print('x')", isolation="per_run").stdout == "x\n"
 
 
+def _zombie_children() -> set[int]:
+    """Our children that exited and were never waited for (state Z in /proc/<pid>/stat)."""
+    import os
+
+    me, found = os.getpid(), set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
+                continue
+            if state == "Z" and int(ppid) == me:
+                found.add(int(name))
+    return found
+
+
+def _new_zombies(before: set[int]) -> set[int]:
+    import time
+
+    for _ in range(20):  # a brief settle; a leak stays
+        left = _zombie_children() - before
+        if not left:
+            return left
+        time.sleep(0.05)
+    return left
+
+
+@pytest.mark.parametrize("runs", [1, 5])
+def test_per_run_sandboxes_leave_no_zombies(runs):
+    before = _zombie_children()
+    for _ in range(runs):
+        assert sandbox.run("print(1)", isolation="per_run").ok
+    assert _new_zombies(before) == set()
+
+
+def test_recycled_and_concurrent_workers_leave_no_zombies():
+    before = _zombie_children()
+    with sandbox.Pool(2, max_tasks=2) as p:
+        assert all(r.ok for r in p.run_many([sandbox.make_task("print(1)")] * 6))
+        assert p.run("import time; time.sleep(5)", timeout=0.3).status is ExecStatus.TIMEOUT
+        assert _new_zombies(before) == set()  # recycled while the pool is open, not only at close
+    with sandbox.Pool(3, isolation="per_run") as p:
+        assert all(r.ok for r in p.run_many([sandbox.make_task("print(1)")] * 6))
+        assert _new_zombies(before) == set()
+    assert _new_zombies(before) == set()
+
+
 def test_detection_is_cached():
     assert sandbox.detect() is sandbox.detect()
 

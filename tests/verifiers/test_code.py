@@ -175,7 +175,10 @@ def humaneval():
 def _score_all(verifier, problems, body):
     completions = ["```python\n" + body(p) + "\n```" for p in problems]
     return verifier.score_batch(
-        completions, test=[p["test"] for p in problems], entry_point=[p["entry_point"] for p in problems]
+        completions,
+        prompts=[p["prompt"] for p in problems],  # HumanEval/32, /38, /50 take helpers from it
+        test=[p["test"] for p in problems],
+        entry_point=[p["entry_point"] for p in problems],
     )
 
 

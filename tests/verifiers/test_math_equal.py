@@ -12,6 +12,14 @@ from rewardkit import InvalidArgument, Score, Status
 from rewardkit.verifiers import MathEquivalence, math_equal
 from rewardkit.verifiers.math import math_verdict
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm_math_workers():
+    # A call's timeout now covers a cold worker's start-up (seconds on a loaded box):
+    # start them first, as the docs advise, so the cases test verdicts, not start-up.
+    MathEquivalence.warm()
+
+
 EQUAL = [
     # regressions users reported against Math-Verify
     (r"\text{13}", "13"),
@@ -212,3 +220,40 @@ def test_matrices_and_base_numerals(gold, pred, equal):
 )
 def test_inequalities_against_intervals(gold, pred, equal):
     assert math_equal(gold, pred) is equal, math_verdict(gold, pred)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred", "status", "reason"),
+    [
+        # a relation is never a number, even one sympy cannot build ("x < i": TypeError inside)
+        (r"\frac{1}{2}", "x<i", "wrong", "not equal"),
+        ("5", r"x \le 5", "wrong", "not equal"),
+        ("x<i", "y<i", "unparseable", "prediction: TypeError"),
+        # the same spelling is equal, readable or not
+        ("x<i", "x<i", "ok", "equal"),
+        # the empty set, however spelled
+        (r"\{\}", r"\{\}", "ok", "equal"),
+        (r"\emptyset", r"\varnothing", "ok", "equal"),
+        (r"\{ \}", r"\emptyset", "ok", "equal"),
+        ("\u2205", r"\left\{ \right\}", "ok", "equal"),
+        (r"\emptyset", "0", "wrong", "not equal"),
+        (r"\emptyset", r"\{0\}", "wrong", "not equal"),
+        # undefined values equal nothing, themselves included
+        ("1/0", "2/0", "unparseable", "undefined"),
+        ("1/0", "1/0", "unparseable", "undefined"),
+        (r"\frac{1}{0}", r"\frac{1}{0}", "unparseable", "undefined"),
+        ("0/0", "0/0", "unparseable", "undefined"),
+        ("5", "1/(1-1)", "unparseable", "undefined"),
+        ("nan", "nan", "unparseable", "undefined"),
+        ("5", float("nan"), "unparseable", "undefined"),
+        ("1/0", "5", "error", "gold: undefined"),
+    ],
+)
+def test_edge_case_decisions(gold, pred, status, reason):
+    got = math_verdict(gold, pred)
+    assert got[0] == status and reason in got[1], got
+
+
+def test_infinity_is_not_undefined():
+    assert math_verdict(r"\infty", float("inf"))[0] == "ok"
+    assert math_verdict(r"(2, \infty)", r"x > 2")[0] == "ok"

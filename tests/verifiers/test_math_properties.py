@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rewardkit.testing.math import canonical, rationals, rendered, renderings, surd_renderings
 from rewardkit.verifiers import MathEquivalence
 from rewardkit.verifiers.math import math_verdict
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm_math_workers():
+    # A call's timeout now covers a cold worker's start-up (seconds on a loaded box):
+    # start them first, as the docs advise, so the cases test verdicts, not start-up.
+    MathEquivalence.warm()
+
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

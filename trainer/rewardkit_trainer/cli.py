@@ -2,7 +2,12 @@
 
 ``--demo`` runs the embedded default config (package data ``data/demo.toml``): a short
 real GRPO run of SmolLM2-135M-Instruct on a reasoning-gym arithmetic task.
-Exit codes: 0 done, 2 bad configuration (the message names the field and value).
+
+Everything cheap is checked before the model loads: the config file, the model path,
+the dataset (built, with the prompt and answer columns, and the gold column each
+verifier reads) and the reward. Exit codes: 0 done, 2 bad configuration, printed as one
+line ``rewardkit-train: error: ...`` naming the field and value (as argparse does for a
+usage error), also when the error only shows later (QLoRA without CUDA).
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ import argparse
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-__all__ = ["main", "demo_config_path"]
+__all__ = ["main", "prepare", "demo_config_path"]
 
 
 def demo_config_path() -> Path:
@@ -35,21 +40,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if bool(args.demo) == bool(args.config):
         _parser().error("give exactly one of CONFIG or --demo")
-    from rewardkit.errors import InvalidArgument
-
-    from .config import load_config
-    from .launch import train
+    from rewardkit.errors import RewardkitError
 
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("output_dir", args.output_dir),
                                    ("backend", args.backend)) if v is not None}
     try:
+        from .config import load_config
+
         config = load_config(demo_config_path() if args.demo else args.config, **overrides)
-    except InvalidArgument as exc:
-        print(f"rewardkit-train: {exc}", file=sys.stderr)
+        prepared = prepare(config)
+        from .launch import train  # torch and transformers: only once the config holds up
+
+        result = train(config, resume=args.resume, **prepared)
+    except RewardkitError as exc:  # InvalidArgument, and PluginError from a reward's plugin
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"rewardkit-train: error: {first}", file=sys.stderr)
         return 2
-    result = train(config, resume=args.resume)
     print(f"rewardkit-train: done in {result.get('seconds', 0):.0f} s; outputs in {result.get('output_dir')}")
     return 0
+
+
+def prepare(config: Any) -> dict[str, Any]:
+    """Check what is cheap to check before the model loads (~20 s), in order: the model
+    path, the dataset and its columns, the reward. Returns ``train()``'s keyword
+    arguments, so the dataset and rubric are built once."""
+    from .data import check_columns, load_rows, split
+    from .models import resolve_model_path
+    from .rewards import build_rubric
+
+    resolve_model_path(config.policy.model)
+    train_rows, eval_rows = split(load_rows(config.data), config.data.eval_size)
+    rubric = build_rubric(config.scoring.reward, config.scoring.reward_weights)
+    check_columns(train_rows, rubric, config.scoring.reward)
+    return {"train_rows": train_rows, "eval_rows": eval_rows, "rubric": rubric}
 
 
 if __name__ == "__main__":  # pragma: no cover

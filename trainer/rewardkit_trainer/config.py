@@ -14,6 +14,13 @@ Validation happens at construction: each field has one check in ``_FIELD_CHECKS`
 function ``(name, value) -> value``), run by its section; checks across fields run after.
 A bad value raises ``rewardkit.InvalidArgument`` naming the field and echoing the value.
 
+Types: every int, float and bool field is type-checked (a bool is not an int; an int
+field takes a float only when it is whole, ``4.0``). Values read from a file or a dict
+(``from_dict``) go through ``HfArgumentParser``-like conversion first: a numeric string
+(YAML reads ``1e-4`` as one) becomes a number, and ``"true"``/``"false"``, ``"yes"``/``"no"``,
+``"1"``/``"0"`` (any case) become bools. Python arguments are not converted:
+``GRPOConfig(use_peft="false")`` is refused.
+
 Limits: only the fields below exist (about 60, against TRL's ~77 plus
 ``TrainingArguments``); unknown keys in a file are an error, not silently ignored.
 """
@@ -24,6 +31,7 @@ import copy
 import dataclasses
 import importlib.util
 import math
+import numbers
 import os
 import sys
 from dataclasses import dataclass, field
@@ -44,6 +52,9 @@ class _Section:
     """A section validates its own fields at construction (see ``_FIELD_CHECKS``)."""
 
     def __post_init__(self) -> None:
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in coerce_fields(type(self), current).items():
+            setattr(self, name, value)  # 4.0 -> 4 for an int field; a wrong type raises here
         for f in dataclasses.fields(self):
             check = _FIELD_CHECKS.get(f.name)
             if check is not None:
@@ -259,6 +270,12 @@ class GRPOConfig:
                 flat.update(value)
             else:
                 flat[key] = value
+        unknown = sorted(set(flat) - set(OWNER))
+        if unknown:
+            raise invalid_argument(unknown[0], flat[unknown[0]], "is not a GRPOConfig field")
+        for name, section in SECTIONS.items():  # file strings ("1e-4", "false") to numbers and bools
+            mine = {k: v for k, v in flat.items() if OWNER[k] == name}
+            flat.update(coerce_fields(section, mine, from_text=True))
         return cls(**flat)
 
     @classmethod
@@ -287,12 +304,18 @@ def _read(path: Path) -> dict[str, Any]:
     if suffix == ".toml":
         import tomllib
 
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        try:
+            with path.open("rb") as f:
+                return tomllib.load(f)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise invalid_argument("config", str(path), f"is not valid TOML: {_one_line(exc)}") from exc
     if suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise invalid_argument("config", str(path), f"is not valid YAML: {_one_line(exc)}") from exc
         if not isinstance(data, dict):
             raise invalid_argument("config", str(path), "must hold a mapping at top level")
         return data
@@ -307,6 +330,78 @@ def resolve_rollout_engine(config: RolloutConfig | GRPOConfig) -> str:
         return "vllm"
     print("rewardkit-train: vllm is not installed; using the transformers rollout engine", file=sys.stderr)
     return "hf"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+# types ---------------------------------------------------------------------------------
+_SCALARS = {"int": int, "float": float, "bool": bool}
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")  # HF's string_to_bool, less t/y/f/n
+
+
+def _scalar(annotation: Any) -> tuple[type, bool] | None:
+    """``(int | float | bool, optional)`` for a scalar field's annotation, else None."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    parts = [p.strip() for p in text.split("|")]
+    kinds = [p for p in parts if p != "None"]
+    if len(kinds) == 1 and kinds[0] in _SCALARS:
+        return _SCALARS[kinds[0]], len(kinds) < len(parts)
+    return None
+
+
+def coerce(name: str, value: Any, kind: type, *, optional: bool = False, from_text: bool = False) -> Any:
+    """``value`` as ``kind`` (int, float or bool), or InvalidArgument naming the field, the
+    value and the type. ``from_text``: the value came from a file, so strings are parsed as
+    HfArgumentParser parses command-line strings."""
+    if value is None and optional:
+        return None
+    original = value
+    expected = {int: "an integer", float: "a finite number (float)", bool: "a boolean (true or false)"}[kind]
+    expected += " or None" if optional else ""
+    if from_text and isinstance(value, str):
+        text = value.strip().lower()
+        if kind is bool and text in _TRUE + _FALSE:
+            return text in _TRUE
+        if kind is not bool:
+            for parse in (int, float):
+                try:
+                    value = parse(text)
+                    break
+                except ValueError:
+                    continue
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value):
+        if kind is float:
+            return value if isinstance(value, (int, float)) else float(value)
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if float(value).is_integer():
+            return int(value)  # a whole float, such as TOML's 1e3
+    right_type = isinstance(original, bool) if kind is bool else (
+        isinstance(original, numbers.Real) and not isinstance(original, bool))
+    raise invalid_argument(name, original, f"must be {expected}" + ("" if right_type else f", not {type(original).__name__}"))
+
+
+def coerce_fields(cls: Any, values: Mapping[str, Any], *, from_text: bool = False) -> dict[str, Any]:
+    """``values`` (field name -> value) with every int/float/bool field of dataclass
+    ``cls`` checked and converted by :func:`coerce`; other fields pass through."""
+    types = {f.name: _scalar(f.type) for f in dataclasses.fields(cls)}
+    out = dict(values)
+    for name, value in values.items():
+        scalar = types.get(name)
+        if scalar is not None:
+            out[name] = coerce(name, value, scalar[0], optional=scalar[1], from_text=from_text)
+    weights = out.get("reward_weights")  # the one list of numbers: YAML reads 1e-1 as a string too
+    if from_text and isinstance(weights, (list, tuple)):
+        try:
+            out["reward_weights"] = [coerce("reward_weights", w, float, from_text=True) for w in weights]
+        except ValueError:
+            raise invalid_argument("reward_weights", weights, "must be a list of finite numbers") from None
+    return out
 
 
 # validation ----------------------------------------------------------------------------
@@ -396,18 +491,38 @@ def _eval_length(name: str, value: Any) -> Any:
     return value
 
 
+def _epsilon(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        # the ratio is clipped to [1 - epsilon, 1 + epsilon_high]: at epsilon >= 1 the lower
+        # bound is <= 0, which a ratio never reaches, so there is no lower clip at all
+        raise invalid_argument(name, value, "must be in (0, 1): ratios are clipped below at 1 - epsilon")
+    return value
+
+
+def _dropout(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise invalid_argument(name, value, "must be in [0, 1)")
+    return value
+
+
+def _positive_or_none(name: str, value: Any) -> Any:
+    if value is not None and value <= 0:
+        raise invalid_argument(name, value, "must be > 0 or None")
+    return value
+
+
 _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     # policy
     "model": _text, "dtype": _choice("float32", "bfloat16", "float16"), "lora_r": _integer(1),
-    "lora_alpha": _integer(1), "lora_dropout": _number(allow_zero=True), "lora_target_modules": _lora_targets,
+    "lora_alpha": _integer(1), "lora_dropout": _dropout, "lora_target_modules": _lora_targets,
     # data
     "dataset": _text, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
     "max_prompt_length": _integer(1), "eval_max_completion_length": _eval_length,
     # scoring
-    "reward": _reward, "reward_weights": _weights, "reward_workers": _integer(0),
+    "reward": _reward, "reward_weights": _weights, "reward_workers": _integer(0), "reward_timeout": _positive_or_none,
     # grpo
     "num_generations": _num_generations, "max_completion_length": _integer(1), "temperature": _number(),
-    "top_p": _top_p, "top_k": _integer(0), "beta": _number(allow_zero=True), "epsilon": _number(allow_zero=True),
+    "top_p": _top_p, "top_k": _integer(0), "beta": _number(allow_zero=True), "epsilon": _epsilon,
     "epsilon_high": _number(allow_none=True), "loss_type": _choice(*LOSS_TYPES),
     "scale_rewards": _choice(*SCALE_REWARDS), "num_iterations": _integer(1),
     # optim
@@ -423,7 +538,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "sft_steps": _integer(0), "sft_learning_rate": _number(), "sft_examples": _integer(1),
     "sft_targets": _choice("gold", "self"),
     # run
-    "logging_steps": _integer(1), "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
+    "logging_steps": _integer(1), "num_threads": _positive_or_none, "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
     "report_to": _report_to, "backend": _choice("rewardkit", "trl"),
 }
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 from rewardkit.errors import invalid_argument
 
-__all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "encode_prompt", "split", "PromptSampler"]
+__all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "encode_prompt", "split", "check_columns", "PromptSampler"]
 
 SYSTEM_PROMPT = (
     "Respond in the following format:\n"
@@ -105,6 +105,22 @@ def split(rows: list[dict[str, Any]], eval_size: int) -> tuple[list[dict[str, An
     if eval_size >= len(rows):
         raise invalid_argument("eval_size", eval_size, f"must be < the number of rows ({len(rows)})")
     return rows[:-eval_size], rows[-eval_size:]
+
+
+def check_columns(rows: Sequence[dict[str, Any]], rubric: Any, reward: Any = None) -> None:
+    """Refuse a rubric part that reads a gold column the rows lack (a verifier's
+    ``answer_column``, as ``MathEquivalence`` has): every reward would be an error.
+    Only parts that name their column can be checked; ``load_rows`` checks the config's
+    prompt and answer columns. ``reward`` is the config's spec, echoed in the message."""
+    if not rows:
+        return
+    for part in getattr(rubric, "parts", ()):
+        column = getattr(getattr(part, "func", None), "answer_column", None)
+        if isinstance(column, str) and column not in rows[0]:
+            have = sorted(k for k in rows[0] if k != "prompt")
+            raise invalid_argument("reward", reward if reward is not None else getattr(rubric, "name", rubric),
+                          f"has part {part.name!r} reading column {column!r}, which the dataset lacks "
+                          f"(has {have}); rename the column or give the verifier answer_column=")
 
 
 class PromptSampler:

@@ -8,6 +8,8 @@
 - QLoRA (``load_in_4bit``) needs bitsandbytes and CUDA; elsewhere it raises a clear error.
 
 Limits: nothing is downloaded; model names must be local paths (or "smollm2").
+torch is imported on first use, so ``resolve_model_path`` (the CLI checks the model path
+with it before anything heavy) stays cheap.
 """
 
 from __future__ import annotations
@@ -18,17 +20,15 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
-
 from rewardkit.errors import invalid_argument
 
 if TYPE_CHECKING:
+    import torch
+
     from .config import ModelConfig
 
 __all__ = ["resolve_model_path", "load_model", "unwrap", "is_peft", "decoder_and_head", "reference_context",
            "save_model", "save_merged", "hf_weights", "export_hf_folder"]
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_model_path(name: str) -> tuple[str, str | None]:
@@ -52,6 +52,7 @@ def resolve_model_path(name: str) -> tuple[str, str | None]:
 
 def load_model(config: ModelConfig, device: str | torch.device | None = None):
     """Build ``(model, tokenizer)`` as the config asks (dtype, LoRA, 4-bit, checkpointing)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, gguf = resolve_model_path(config.model)
@@ -59,7 +60,7 @@ def load_model(config: ModelConfig, device: str | torch.device | None = None):
     tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict[str, Any] = {"dtype": _DTYPES[config.dtype], **extra}
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, config.dtype), **extra}
     if config.load_in_4bit:
         if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
             raise invalid_argument("load_in_4bit", True, "needs bitsandbytes and a CUDA device")
@@ -244,6 +245,7 @@ def hf_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
         for name, tensor in model.state_dict().items():
             yield name, tensor.detach()
         return
+    import torch
     from peft.tuners.lora import LoraLayer
 
     lora_layers = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
