@@ -27,6 +27,7 @@ __all__ = [
     "Rubric",
     "Part",
     "RubricResult",
+    "resolve_rubric",
     "get",
     "available",
     "RewardkitError",
@@ -46,6 +47,7 @@ _LAZY = {
     "Rubric": "rewardkit.rubric",
     "Part": "rewardkit.rubric",
     "RubricResult": "rewardkit.rubric",
+    "resolve_rubric": "rewardkit.specs",
     "get": "rewardkit.plugins",
     "available": "rewardkit.plugins",
 }

@@ -57,11 +57,11 @@ def register_scorers(register: Register) -> None:
 def register_rubrics(register: Register) -> None:
     register(
         "math",
-        _lazy("rewardkit.rubrics", "math_rubric"),
+        _lazy("rewardkit.presets", "math_rubric"),
         description="math answer correctness plus a light format reward (the default)",
     )
     register(
         "gsm8k_classic",
-        _lazy("rewardkit.rubrics", "gsm8k_classic"),
+        _lazy("rewardkit.presets", "gsm8k_classic"),
         description="the five classic GSM8K reward functions, exactly as published",
     )

@@ -14,15 +14,15 @@ import re
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-from ._score import Score, Status
+from ._score import Score, Status, describe
 from .errors import invalid
 
 __all__ = ["Component", "Verifier", "Scorer", "completion_text", "row_columns", "coerce_score", "value_text", "describe"]
 
 log = logging.getLogger("rewardkit")
 
-# TRL passes these beside the dataset columns; they are not per-row data for a component.
-_TRL_SCALARS = frozenset({"trainer_state", "log_extra", "log_metric", "completion_ids", "environments"})
+# TRL passes these beside the dataset columns; they are not per-row data for our parts.
+TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
 
 
 def value_text(value: Any) -> tuple[str | None, str]:
@@ -53,14 +53,6 @@ def value_text(value: Any) -> tuple[str | None, str]:
         return None, "nested too deeply to write out"
     except Exception as exc:
         return None, f"str() raised {type(exc).__name__}"
-
-
-def describe(exc: BaseException) -> str:
-    """``"Type: message"`` for a Score's reason, even when the exception's ``__str__`` raises."""
-    try:
-        return f"{type(exc).__name__}: {exc}"[:200]
-    except Exception:
-        return type(exc).__name__
 
 
 def completion_text(completion: Any) -> str:
@@ -111,7 +103,7 @@ def row_columns(n: int, kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     cols: dict[str, Sequence[Any]] = {}
     for k, v in kwargs.items():
-        if k in _TRL_SCALARS or v is None:
+        if k in TRL_EXTRAS or v is None:
             continue
         if isinstance(v, (list, tuple)):
             values: Sequence[Any] = v
@@ -236,7 +228,7 @@ class Component:
             for row, p in zip(rows, prompts):
                 row["prompt"] = p
         if workers:
-            from ._pool import score_in_pool
+            from ._scoring_pool import score_in_pool
 
             return score_in_pool(self, list(completions), rows, workers=workers, timeout=timeout)
         return [self.score(c, **row) for c, row in zip(completions, rows)]
@@ -263,12 +255,3 @@ class Scorer(Component):
     """Grades form (format, length, closeness)."""
 
     kind = "scorer"
-
-
-def as_list(x: Iterable[Any] | Any) -> list[Any]:
-    if isinstance(x, (str, bytes)):
-        return [x]
-    try:
-        return list(x)
-    except TypeError:
-        return [x]

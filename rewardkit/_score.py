@@ -115,3 +115,11 @@ class Score:
         if self.details:
             out["details"] = dict(self.details)
         return out
+
+
+def describe(exc: BaseException) -> str:
+    """``"Type: message"`` for a Score's reason, even when the exception's ``__str__`` raises."""
+    try:
+        return f"{type(exc).__name__}: {exc}"[:200]
+    except Exception:
+        return type(exc).__name__

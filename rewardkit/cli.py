@@ -15,8 +15,6 @@ whole; the progress bar is drawn only when stderr is a terminal.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import json
 import math
 import os
@@ -83,61 +81,13 @@ def split_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[Any], list[Any] | N
 
 
 def resolve_rubric(spec: str, options: dict[str, Any] | None = None) -> Any:
-    """A rubric from a registered name or ``module:attr``.
-
-    The object found may be a rubric, a registered or importable component or reward
-    function (wrapped in a one-part rubric), or a zero-argument factory of either.
-    """
-    options = options or {}
-    if ":" in spec:
-        obj = _import_attr(spec)
-        if options or (callable(obj) and _is_factory(obj)):
-            obj = obj(**options)
-        name = spec.rsplit(":", 1)[1]
-    else:
-        from .plugins import get
-
-        obj = get(spec, **options)
-        name = spec
-    if hasattr(obj, "score_batch") and hasattr(obj, "summarize"):
-        return obj
-    if not callable(obj):
-        raise CLIError(f"{spec!r} is a {type(obj).__name__}, not a rubric, component or reward function")
-    from .rubric import Rubric
-
-    return Rubric({getattr(obj, "name", None) or name: (obj, 1.0)}, name=name)
-
-
-def _import_attr(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise CLIError(f"--rubric {spec!r}: expected NAME or module:attribute")
-    if os.getcwd() not in sys.path:  # like `python -m`: the user's own modules resolve
+    """``rewardkit.resolve_rubric`` with the current directory importable (like
+    ``python -m``), so ``--rubric mymodule:rubric`` finds the user's own modules."""
+    if ":" in spec and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CLIError(f"cannot import module {module_name!r}: {exc}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise CLIError(f"module {module_name!r} has no attribute {attr!r}") from None
-    return obj
+    from .specs import resolve_rubric as resolve
 
-
-def _is_factory(obj: Any) -> bool:
-    """A class, or a function that can be called with no arguments and is not a TRL reward
-    function (those take ``completions``)."""
-    if inspect.isclass(obj):
-        return True
-    if not inspect.isfunction(obj):
-        return False
-    params = inspect.signature(obj).parameters.values()
-    if any(p.name in ("completions", "completion") for p in params):
-        return False
-    return all(p.default is not p.empty or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+    return resolve(spec, options)
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RewardkitError", "InvalidArgument", "PluginError", "NotFound"]
+__all__ = ["RewardkitError", "InvalidArgument", "PluginError", "NotFound", "invalid_argument"]
 
 
 class RewardkitError(Exception):
@@ -24,6 +24,11 @@ class NotFound(RewardkitError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def invalid(field: str, value: object, requirement: str) -> InvalidArgument:
-    """Build the standard message: ``field=value must <requirement>``."""
+def invalid_argument(field: str, value: object, requirement: str) -> InvalidArgument:
+    """The one way rewardkit (and its plugins and trainer) reports a bad argument:
+    ``raise invalid_argument("top_p", 1.5, "must be in (0, 1]")`` gives the message
+    ``top_p=1.5 must be in (0, 1]``."""
     return InvalidArgument(f"{field}={value!r} {requirement}")
+
+
+invalid = invalid_argument  # the name used before it was public; kept for old imports

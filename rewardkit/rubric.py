@@ -23,14 +23,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ._component import TRL_EXTRAS as _TRL_EXTRAS
 from ._component import Component, coerce_score, completion_text, describe, row_columns, value_text
 from ._score import Score, Status
 from .errors import invalid
 
 __all__ = ["Rubric", "Part", "RubricResult"]
 
-# TRL passes these beside the dataset columns; never per-row data for our parts.
-_TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
 
 
 def _check_name(field_name: str, name: Any) -> str:
@@ -107,7 +106,13 @@ class Part:
         n = len(completions)
         start = time.perf_counter()
         if self.kind == "component":
-            return [self.func.score(c, **_with_prompt(r, p)) for c, p, r in zip(completions, prompts, rows)]
+            # the whole batch at once, so a component's own batching runs (MathEquivalence
+            # fans hard pairs out to its math workers); one row each in the process pool
+            rows = [_with_prompt(r, p) for r, p in zip(rows, prompts)]
+            keys = dict.fromkeys(k for r in rows for k in r)
+            if keys.keys() & {"prompts", "workers", "timeout"}:  # columns that score_batch would mistake
+                return [self.func.score(c, **r) for c, r in zip(completions, rows)]
+            return list(self.func.score_batch(completions, **{k: [r.get(k) for r in rows] for k in keys}))
         if self.kind == "trl":
             try:
                 cols = {k: [r.get(k) for r in rows] for k in (rows[0] if rows else {})}
@@ -335,7 +340,7 @@ class Rubric:
                 out.append(part.score_many(completions, prompts, rows, extras))
                 report(n * len(out) // k)
             return out
-        from ._pool import run_in_pool
+        from ._scoring_pool import run_in_pool
 
         ids = extras.get("completion_ids")
         items = [

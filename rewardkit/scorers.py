@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ._checks import _column, _extractor, _number, _one_of, _safe_extract
 from ._component import Scorer, value_text
-from ._match import Contains, ExactMatch
+from .matching import Contains, ExactMatch
 from ._score import Score
 from .errors import invalid
 from .extract import DEFAULT, _check_tag_name, _tag_pair, extract_after, extract_last_number, parse_number

@@ -19,7 +19,7 @@ import re
 from fractions import Fraction
 from typing import Any, Callable
 
-from .normalize import parse_number
+from .normalize import parse_fraction
 
 __all__ = ["compare_trees", "fast_scalar", "tolerant_equal", "Options", "Undefined", "is_relation"]
 
@@ -90,7 +90,7 @@ def fast_scalar(opts: Options) -> Scalar:
                 return True
         if is_relation(gt) != is_relation(pt):
             return False  # "x < 2" is no number, and "1/2" no relation
-        gv, pv = parse_number(gt), parse_number(pt)
+        gv, pv = parse_fraction(gt), parse_fraction(pt)
         if gv is None or pv is None:
             return None
         for a in _candidates(gv, gpct, opts.percent):

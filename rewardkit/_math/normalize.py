@@ -25,7 +25,7 @@ import unicodedata
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["prepare", "parse_number", "clean", "split_top", "MAX_EXPONENT"]
+__all__ = ["prepare", "parse_fraction", "clean", "split_top", "MAX_EXPONENT"]
 
 MAX_EXPONENT = 400  # the fast path refuses 10^k beyond this (the worker decides)
 _MAX_ITEMS = 32
@@ -324,7 +324,7 @@ def _pow10(e: str) -> Fraction | None:
     return Fraction(10) ** k
 
 
-def parse_number(s: str, _depth: int = 0) -> Fraction | None:
+def parse_fraction(s: str, _depth: int = 0) -> Fraction | None:
     """An exact rational for a plain number written in one of the usual ways, else None.
 
     Integers, decimals, ``1e-3``, ``a/b``, ``\\frac{a}{b}``, ``\\frac12``, mixed numbers,
@@ -387,7 +387,7 @@ def parse_number(s: str, _depth: int = 0) -> Fraction | None:
         if s[0] in "+-":
             sign, s = s[0], s[1:].strip()
         if (s[0], s[-1]) in (("(", ")"), ("{", "}")) and _wraps(s, 1):
-            v = parse_number(s[1:-1], _depth + 1)
+            v = parse_fraction(s[1:-1], _depth + 1)
             if v is not None:
                 return -v if sign == "-" else v
     return None

@@ -53,8 +53,9 @@ import threading
 from typing import Any, Mapping
 
 from ..errors import invalid
-from ._backend import Backend, SandboxUnavailable, detect
-from ._pool import Pool, make_task
+from . import _backend
+from ._backend import Backend, SandboxUnavailable
+from ._pool import Pool, canary_check, make_task
 from ._result import ExecStatus, ExecutionResult
 
 __all__ = [
@@ -63,13 +64,25 @@ __all__ = [
     "ExecutionResult",
     "ExecStatus",
     "Pool",
-    "Backend",
     "SandboxUnavailable",
     "detect",
     "make_task",
     "default_pool",
     "shutdown",
 ]
+
+# Public: run/run_many (with make_task's tasks), Pool and default_pool for explicit pools,
+# detect() to check the backend early. Backend is what detect() returns (read .name,
+# .isolating); it stays importable but is no name to build on, so it is not in __all__.
+
+
+def detect(name: str = "auto", *, allow_unsafe: bool = False, python: str | None = None) -> Backend:
+    """The backend to use, decided once per process by running a canary through it.
+
+    Raises :class:`SandboxUnavailable` when nothing isolates, unless ``allow_unsafe``.
+    """
+    return _backend.detect(name, allow_unsafe=allow_unsafe, python=python, check=canary_check)
+
 
 _pools: dict[tuple, Pool] = {}
 _pools_lock = threading.Lock()

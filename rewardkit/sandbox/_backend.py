@@ -17,6 +17,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import RewardkitError
 
@@ -155,52 +156,14 @@ def candidates(name: str = "auto", python: str | None = None) -> list[Backend]:
 
 
 # ------------------------------------------------------------------------ detection
-CANARY = """
-import json, os, socket
-facts = {"pid": os.getpid(), "uid": os.getuid()}
-s = socket.socket(); s.settimeout(1.0)
-try:
-    s.connect(("192.0.2.1", 9)); facts["net"] = "connected"
-except OSError as e:
-    facts["net"] = type(e).__name__
-print(json.dumps(facts))
-"""
-
 _detected: dict[tuple, Backend] = {}
 _lock = threading.Lock()
 
 
-def _check(backend: Backend) -> str | None:
-    """Run the canary through ``backend``; None if it isolates, else why not."""
-    from ._pool import Pool
-
-    try:
-        pool = Pool(1, backend=backend, _skip_detect=True)
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        return f"{type(exc).__name__}: {exc}"
-    try:
-        res = pool.run(CANARY, timeout=15.0)
-        hello = pool._last_hello or {}
-    finally:
-        pool.close()
-    if not res.ok:
-        return f"canary ended {res.status}: {(res.reason or res.stderr)[-300:]}"
-    import json
-
-    try:
-        facts = json.loads(res.stdout)
-    except ValueError:
-        return f"canary printed {res.stdout[:100]!r}"
-    if backend.isolating:
-        if facts.get("net") == "connected":
-            return "canary reached the network"
-        if hello.get("pid") != 1:
-            return "no private PID namespace"
-    return None
-
-
-def detect(name: str = "auto", *, allow_unsafe: bool = False, python: str | None = None) -> Backend:
-    """The backend to use, decided once per process by running a canary.
+def detect(name: str = "auto", *, allow_unsafe: bool = False, python: str | None = None,
+           check: Callable[[Backend], str | None]) -> Backend:
+    """The backend to use, decided once per process by running ``check`` (the canary in
+    ``_pool``: it needs a Pool, which needs this module, so it is passed in).
 
     Raises :class:`SandboxUnavailable` when nothing isolates, unless ``allow_unsafe``.
     """
@@ -212,7 +175,7 @@ def detect(name: str = "auto", *, allow_unsafe: bool = False, python: str | None
         names = [name] if name != "auto" else ["bwrap", "nsjail"]
         tried = candidates(name, python) if name != "unsafe" else []
         for backend in tried:
-            why = _check(backend)
+            why = check(backend)
             if why is None:
                 _detected[key] = backend
                 return backend

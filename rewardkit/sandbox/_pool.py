@@ -209,7 +209,7 @@ class Pool:
         if isinstance(backend, Backend):
             self.backend = backend
         elif backend in ("auto", "bwrap", "nsjail", "unsafe"):
-            self.backend = backend if _skip_detect else detect(backend, allow_unsafe=allow_unsafe, python=python)
+            self.backend = backend if _skip_detect else detect(backend, allow_unsafe=allow_unsafe, python=python, check=canary_check)
         else:
             raise invalid("backend", backend, 'must be "auto", "bwrap", "nsjail" or "unsafe"')
         self.size = workers
@@ -454,3 +454,41 @@ class _Batch:
             else:
                 self.start_failures += 1
             self._retire(w, replace=True)
+
+
+# ------------------------------------------------------------------------ detection canary
+CANARY = """
+import json, os, socket
+facts = {"pid": os.getpid(), "uid": os.getuid()}
+s = socket.socket(); s.settimeout(1.0)
+try:
+    s.connect(("192.0.2.1", 9)); facts["net"] = "connected"
+except OSError as e:
+    facts["net"] = type(e).__name__
+print(json.dumps(facts))
+"""
+
+
+def canary_check(backend: Backend) -> str | None:
+    """Run the canary through ``backend``; None if it isolates, else why not."""
+    try:
+        pool = Pool(1, backend=backend, _skip_detect=True)
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        res = pool.run(CANARY, timeout=15.0)
+        hello = pool._last_hello or {}
+    finally:
+        pool.close()
+    if not res.ok:
+        return f"canary ended {res.status}: {(res.reason or res.stderr)[-300:]}"
+    try:
+        facts = json.loads(res.stdout)
+    except ValueError:
+        return f"canary printed {res.stdout[:100]!r}"
+    if backend.isolating:
+        if facts.get("net") == "connected":
+            return "canary reached the network"
+        if hello.get("pid") != 1:
+            return "no private PID namespace"
+    return None

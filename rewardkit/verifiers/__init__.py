@@ -2,7 +2,6 @@
 
 - :class:`MathEquivalence` and :func:`math_equal`: sympy-based math answer equivalence.
 - :class:`CodeTests`: runs extracted code against tests inside the sandbox.
-- :class:`ExactAnswer`: extracted answer equals the gold column after normalisation.
 
 The heavy ones load on first use, so ``import rewardkit`` stays light.
 """

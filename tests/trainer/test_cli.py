@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import rewardkit_trainer.models
+import rewardkit_trainer.launch
 import rewardkit_trainer.trainer
 from rewardkit_trainer.cli import main
 
@@ -90,7 +91,7 @@ def test_checked_data_and_rubric_reach_train(site, capsys, monkeypatch):
         seen.update(kwargs, resume=resume)
         return {"seconds": 0, "output_dir": config.output_dir}
 
-    monkeypatch.setattr(rewardkit_trainer.trainer, "train", fake_train)
+    monkeypatch.setattr(rewardkit_trainer.launch, "train", fake_train)
     code, err, _ = run_main(site, capsys, _toml({**BASE, "eval_size": 1}))
     assert code == 0, err
     assert len(seen["train_rows"]) == 3 and len(seen["eval_rows"]) == 1  # built once, split as before

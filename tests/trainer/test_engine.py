@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from rewardkit_trainer.rollout.base import RolloutEngine, SamplingParams
 from rewardkit_trainer.rollout.hf import HFEngine, filter_logits
-from rewardkit_trainer.trainer import sequence_logprobs
+from rewardkit_trainer.logprobs import sequence_logprobs
 
 from .stats import chi2_rejects
 from .tiny import tiny_model, tiny_tokenizer

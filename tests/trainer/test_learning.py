@@ -69,7 +69,7 @@ def test_merged_model_equals_adapter_model(tmp_path):
     from transformers import AutoModelForCausalLM
 
     from rewardkit_trainer.models import save_merged
-    from rewardkit_trainer.trainer import sequence_logprobs
+    from rewardkit_trainer.logprobs import sequence_logprobs
 
     tok = tiny_tokenizer()
     model = get_peft_model(tiny_model(tok), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
@@ -115,7 +115,8 @@ def test_self_sft_targets_teach_format_from_own_answers(tmp_path):
     tok = tiny_tokenizer()
     cfg = _config(tmp_path, sft_steps=3, sft_targets="self", sft_examples=4, per_device_train_batch_size=4)
     trainer = GRPOTrainer(cfg, model=tiny_model(tok), tokenizer=tok, rubric=count_a, train_rows=ROWS, eval_rows=[])
-    targets = self_targets(trainer, ROWS[:3])
+    targets = self_targets(trainer.engine, trainer.encode_prompt, ROWS[:3], cfg.max_completion_length)
     assert len(targets) == 3 and all(Format(style="strict").score(t).value == 1.0 for t in targets)
-    losses = sft_warm_start(trainer)
+    losses = sft_warm_start(trainer.model, tok, trainer.engine, trainer.encode_prompt, trainer.train_rows, cfg.sft,
+                            batch_size=cfg.per_device_train_batch_size, max_completion_length=cfg.max_completion_length)
     assert len(losses) == 3 and losses[-1] < losses[0]

@@ -6,7 +6,7 @@ import pytest
 
 from rewardkit import Rubric
 from rewardkit_trainer.config import GRPOConfig
-from rewardkit_trainer.trainer import train
+from rewardkit_trainer.launch import train
 from rewardkit_trainer.trl_backend import trl_args
 
 from .tiny import count_a, tiny_model, tiny_tokenizer

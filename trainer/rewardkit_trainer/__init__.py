@@ -18,7 +18,7 @@ _LAZY = {
     "GRPOConfig": "rewardkit_trainer.config",
     "load_config": "rewardkit_trainer.config",
     "GRPOTrainer": "rewardkit_trainer.trainer",
-    "train": "rewardkit_trainer.trainer",
+    "train": "rewardkit_trainer.launch",
 }
 
 

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         config = load_config(demo_config_path() if args.demo else args.config, **overrides)
         prepared = prepare(config)
-        from .trainer import train  # torch and transformers: only once the config holds up
+        from .launch import train  # torch and transformers: only once the config holds up
 
         result = train(config, resume=args.resume, **prepared)
     except RewardkitError as exc:  # InvalidArgument, and PluginError from a reward's plugin
@@ -68,10 +68,10 @@ def prepare(config: Any) -> dict[str, Any]:
     from .models import resolve_model_path
     from .rewards import build_rubric
 
-    resolve_model_path(config.model)
-    train_rows, eval_rows = split(load_rows(config), config.eval_size)
-    rubric = build_rubric(config.reward, config.reward_weights)
-    check_columns(train_rows, rubric, config.reward)
+    resolve_model_path(config.policy.model)
+    train_rows, eval_rows = split(load_rows(config.data), config.data.eval_size)
+    rubric = build_rubric(config.scoring.reward, config.scoring.reward_weights)
+    check_columns(train_rows, rubric, config.scoring.reward)
     return {"train_rows": train_rows, "eval_rows": eval_rows, "rubric": rubric}
 
 

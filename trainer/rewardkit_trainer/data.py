@@ -16,9 +16,9 @@ import random
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from rewardkit.errors import invalid
+from rewardkit.errors import invalid_argument
 
-__all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "split", "check_columns", "PromptSampler"]
+__all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "encode_prompt", "split", "check_columns", "PromptSampler"]
 
 SYSTEM_PROMPT = (
     "Respond in the following format:\n"
@@ -35,7 +35,7 @@ def load_rows(config: Any) -> list[dict[str, Any]]:
     elif spec.endswith(".jsonl"):
         rows = _jsonl(Path(spec))
     else:
-        raise invalid("dataset", spec, "must be 'reasoning_gym:<task>' or a .jsonl path")
+        raise invalid_argument("dataset", spec, "must be 'reasoning_gym:<task>' or a .jsonl path")
     return rows_from(rows, config)
 
 
@@ -46,9 +46,9 @@ def rows_from(rows: Sequence[Any], config: Any) -> list[dict[str, Any]]:
     for i, row in enumerate(rows):
         row = dict(row)
         if config.prompt_column not in row:
-            raise invalid("prompt_column", config.prompt_column, f"is missing from row {i} (has {sorted(row)})")
+            raise invalid_argument("prompt_column", config.prompt_column, f"is missing from row {i} (has {sorted(row)})")
         if config.answer_column not in row:
-            raise invalid("answer_column", config.answer_column, f"is missing from row {i} (has {sorted(row)})")
+            raise invalid_argument("answer_column", config.answer_column, f"is missing from row {i} (has {sorted(row)})")
         row["prompt"] = build_prompt(row[config.prompt_column], system)
         row[config.answer_column] = str(row[config.answer_column])
         out.append(row)
@@ -68,14 +68,14 @@ def _reasoning_gym(task: str, size: int, seed: int, options: dict[str, Any]) -> 
     try:
         data = reasoning_gym.create_dataset(task, size=size, seed=seed, **options)
     except Exception as exc:  # unknown task names and bad options surface here
-        raise invalid("dataset", f"reasoning_gym:{task}", f"could not be built: {exc}") from exc
+        raise invalid_argument("dataset", f"reasoning_gym:{task}", f"could not be built: {exc}") from exc
     # metadata can hold tuples and other non-JSON values: keep the plain columns only
     return [{"question": r["question"], "answer": str(r["answer"])} for r in data]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
-        raise invalid("dataset", str(path), "is not an existing file")
+        raise invalid_argument("dataset", str(path), "is not an existing file")
     rows = []
     with path.open() as f:
         for n, line in enumerate(f, 1):
@@ -83,8 +83,19 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise invalid("dataset", str(path), f"has bad JSON on line {n}: {exc.msg}") from exc
+                    raise invalid_argument("dataset", str(path), f"has bad JSON on line {n}: {exc.msg}") from exc
     return rows
+
+
+def encode_prompt(tokenizer: Any, messages: Any, max_length: int) -> list[int]:
+    """Token ids of a prompt (chat messages through the chat template with the generation
+    prompt, or plain text), cut to the last ``max_length`` ids: the end holds the question."""
+    if isinstance(messages, str):
+        ids = tokenizer(messages)["input_ids"]
+    else:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+    return list(ids)[-max_length:]
 
 
 def split(rows: list[dict[str, Any]], eval_size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -92,7 +103,7 @@ def split(rows: list[dict[str, Any]], eval_size: int) -> tuple[list[dict[str, An
     if eval_size <= 0:
         return rows, []
     if eval_size >= len(rows):
-        raise invalid("eval_size", eval_size, f"must be < the number of rows ({len(rows)})")
+        raise invalid_argument("eval_size", eval_size, f"must be < the number of rows ({len(rows)})")
     return rows[:-eval_size], rows[-eval_size:]
 
 
@@ -107,7 +118,7 @@ def check_columns(rows: Sequence[dict[str, Any]], rubric: Any, reward: Any = Non
         column = getattr(getattr(part, "func", None), "answer_column", None)
         if isinstance(column, str) and column not in rows[0]:
             have = sorted(k for k in rows[0] if k != "prompt")
-            raise invalid("reward", reward if reward is not None else getattr(rubric, "name", rubric),
+            raise invalid_argument("reward", reward if reward is not None else getattr(rubric, "name", rubric),
                           f"has part {part.name!r} reading column {column!r}, which the dataset lacks "
                           f"(has {have}); rename the column or give the verifier answer_column=")
 

@@ -22,6 +22,7 @@ import torch
 __all__ = [
     "group_advantages",
     "importance_weights",
+    "sampling_metrics",
     "kl_k3",
     "grpo_loss",
     "dr_grpo_loss",
@@ -158,3 +159,32 @@ LOSSES: dict[str, Callable[..., tuple[torch.Tensor, dict]]] = {
     "bnpo": dapo_loss,
     "gspo": gspo_loss,
 }
+
+
+def sampling_metrics(fixed: dict[int, dict[str, torch.Tensor]], mode: str) -> dict[str, float]:
+    """|trainer - engine| token log-prob gap and the applied IS weights, over one step's batches.
+
+    Weights are taken per real token in ``token_*`` modes and per sequence in ``sequence_*``
+    modes (the zeroed ones of ``*_mask`` included, and counted in ``masked_share``).
+    """
+    gaps, weights = [], []
+    for e in fixed.values():
+        mask = e["mask"].bool()
+        gap = (e["old"] - e["eng"]).abs()[mask]
+        gaps.append(gap[~torch.isnan(gap)])
+        if mode.startswith("sequence"):
+            rows = mask.any(-1)
+            weights.append(e["is"][:, 0][rows])  # broadcast along T: any real token holds it
+        else:
+            weights.append(e["is"][mask])
+    gap, w = torch.cat(gaps), torch.cat(weights)
+    if not w.numel():
+        return {}
+    return {
+        "sampling/sampling_logp_difference/mean": float(gap.mean()) if gap.numel() else 0.0,
+        "sampling/sampling_logp_difference/max": float(gap.max()) if gap.numel() else 0.0,
+        "sampling/importance_sampling_ratio/min": float(w.min()),
+        "sampling/importance_sampling_ratio/mean": float(w.mean()),
+        "sampling/importance_sampling_ratio/max": float(w.max()),
+        "sampling/importance_sampling_masked_share": float((w == 0).float().mean()),
+    }

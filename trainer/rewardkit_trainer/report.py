@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["RunLogger", "plot_rewards", "write_report"]
+__all__ = ["RunLogger", "plot_rewards", "write_report", "progress_bar"]
 
 
 class RunLogger:
@@ -139,3 +139,14 @@ def write_report(output_dir: str | Path, config: Any, evals: dict[str, dict | No
     path = Path(output_dir) / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def progress_bar(enabled: bool, total: int, initial: int) -> Any:
+    """A tqdm bar over the steps, or None when disabled or tqdm is not installed."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc="grpo", dynamic_ncols=True)

@@ -1,72 +1,24 @@
-"""Turning the config's ``reward`` into a :class:`rewardkit.Rubric`, and scoring rollouts.
+"""Rewards for the loop: the rubric from the config, scoring a rollout, and which parts
+mean "correct" and "format" for evaluation.
 
-``reward`` may be a registered rubric name (``rewardkit.get("math")``), ``"module:attr"``
-naming a Rubric, a Component, a TRL-style reward function or a factory returning one of
-those, or a list of such specs (each becomes one part, weighted by ``reward_weights``).
+``reward`` is a rubric spec for :func:`rewardkit.resolve_rubric` (a registered name,
+``"module:attr"``, an object, or a list of them weighted by ``reward_weights``).
 A missing total (every weighted part abstained) counts as reward 0, like TRL's nansum.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Sequence
 
-from rewardkit.errors import invalid
+from rewardkit import Rubric
+from rewardkit.specs import resolve_rubric
 
 __all__ = ["build_rubric", "score_rollout", "correct_part", "format_part"]
 
 
-def _resolve(spec: Any) -> Any:
-    if not isinstance(spec, str):
-        return spec
-    if ":" in spec:
-        module, _, attr = spec.partition(":")
-        try:
-            obj = importlib.import_module(module)
-            for name in attr.split("."):
-                obj = getattr(obj, name)
-        except (ImportError, AttributeError) as exc:
-            raise invalid("reward", spec, f"could not be imported: {exc}") from exc
-        return obj
-    import rewardkit
-
-    try:
-        return rewardkit.get(spec)
-    except Exception as exc:
-        raise invalid("reward", spec, f"is not a registered rubric or component ({exc})") from exc
-
-
-def build_rubric(reward: Any, weights: Sequence[float] | None = None) -> Any:
-    """A Rubric from a spec, an object, or a list of them (see the module docstring)."""
-    from rewardkit import Rubric
-
-    if isinstance(reward, Rubric):
-        return reward
-    if isinstance(reward, (list, tuple)):
-        objs = [_resolve(r) for r in reward]
-        if weights is not None and len(weights) != len(objs):
-            raise invalid("reward_weights", list(weights), f"must have one weight per reward ({len(objs)})")
-        ws = list(weights) if weights is not None else [1.0] * len(objs)
-        parts, names = [], set()
-        for obj, w in zip(objs, ws):
-            name = getattr(obj, "__name__", type(obj).__name__)
-            while name in names:
-                name += "_"
-            names.add(name)
-            parts.append((name, obj, float(w)))
-        return Rubric(parts, name="rewards")
-    obj = _resolve(reward)
-    if isinstance(obj, Rubric):
-        return obj
-    if isinstance(obj, type) or (callable(obj) and getattr(obj, "__code__", None) is not None
-                                 and obj.__code__.co_argcount == 0 and not obj.__code__.co_flags & 0x0C):
-        obj = obj()  # a factory (class or zero-argument function)
-        if isinstance(obj, Rubric):
-            return obj
-    if not callable(obj):
-        raise invalid("reward", reward, "must resolve to a Rubric, a Component or a reward function")
-    name = getattr(obj, "__name__", type(obj).__name__)
-    return Rubric([(name, obj, 1.0)], name=name)
+def build_rubric(reward: Any, weights: Sequence[float] | None = None) -> Rubric:
+    """The run's Rubric: ``reward`` resolved, errors naming the ``reward`` setting."""
+    return resolve_rubric(reward, weights=weights, field="reward")
 
 
 def score_rollout(rubric: Any, texts: Sequence[str], prompts: Sequence[Any], rows: Sequence[dict],

@@ -15,11 +15,18 @@ Limits: completion-only NLL, no packing.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Callable, Sequence
 
 import torch
 
-__all__ = ["sft_target", "sft_warm_start"]
+from rewardkit.extract import DEFAULT
+
+from .config import SFTConfig
+from .logprobs import sequence_logprobs
+from .rollout.base import RolloutEngine, SamplingParams
+
+__all__ = ["sft_target", "self_targets", "sft_warm_start"]
 
 
 def sft_target(row: dict[str, Any], answer_column: str = "answer") -> str:
@@ -29,16 +36,11 @@ def sft_target(row: dict[str, Any], answer_column: str = "answer") -> str:
     return f"<reasoning>\nThe answer is {answer}.\n</reasoning>\n<answer>\n{answer}\n</answer>"
 
 
-def self_targets(trainer: Any, rows: list[dict[str, Any]]) -> list[str]:
+def self_targets(engine: RolloutEngine, encode: Callable[[Any], list[int]], rows: Sequence[dict[str, Any]],
+                 max_completion_length: int) -> list[str]:
     """Formatted targets built from the model's own greedy completions."""
-    import re
-
-    from rewardkit.extract import DEFAULT
-
-    from .rollout.base import SamplingParams
-
-    params = SamplingParams(num_generations=1, max_completion_length=trainer.config.max_completion_length, top_k=1)
-    texts = trainer.engine.generate([trainer.encode_prompt(r["prompt"]) for r in rows], params).texts
+    params = SamplingParams(num_generations=1, max_completion_length=max_completion_length, top_k=1)
+    texts = engine.generate([encode(r["prompt"]) for r in rows], params).texts
     out = []
     for text in texts:
         first = re.split(r"(?<=[.!?])\s|\n", text.strip(), maxsplit=1)[0].strip() or "Let me compute."
@@ -49,34 +51,35 @@ def self_targets(trainer: Any, rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def sft_warm_start(trainer: Any) -> list[float]:
-    """Run ``config.sft_steps`` steps on the first training rows; returns the losses."""
-    from .trainer import sequence_logprobs
+def sft_warm_start(model: Any, tokenizer: Any, engine: RolloutEngine, encode: Callable[[Any], list[int]],
+                   train_rows: Sequence[dict[str, Any]], sft: SFTConfig, *, batch_size: int,
+                   answer_column: str = "answer", max_completion_length: int = 128) -> list[float]:
+    """Run ``sft.sft_steps`` steps on the last training rows; returns the losses.
 
-    c = trainer.config
-    tok = trainer.tokenizer
-    params = [p for p in trainer.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=c.sft_learning_rate)
-    eos = tok.eos_token_id
-    pad = tok.pad_token_id or 0
-    bs = min(c.per_device_train_batch_size, len(trainer.train_rows))
+    ``batch_size`` is the micro-batch (``per_device_train_batch_size``); the engine samples
+    the ``"self"`` targets and is NOT told about the new weights (the caller does that).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=sft.sft_learning_rate)
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id or 0
+    bs = min(batch_size, len(train_rows))
     # the SFT rows come from the end of the training rows; GRPO's sampler may see them too
-    rows = trainer.train_rows[-min(len(trainer.train_rows), max(bs, c.sft_examples)):]
-    if c.sft_targets == "self":
-        rows = [{**r, "completion": t} for r, t in zip(rows, self_targets(trainer, rows))]
+    rows = list(train_rows[-min(len(train_rows), max(bs, sft.sft_examples)):])
+    if sft.sft_targets == "self":
+        targets = self_targets(engine, encode, rows, max_completion_length)
+        rows = [{**r, "completion": t} for r, t in zip(rows, targets)]
     losses = []
-    trainer.model.train()
-    for step in range(c.sft_steps):
+    model.train()
+    for step in range(sft.sft_steps):
         batch = [rows[(step * bs + j) % len(rows)] for j in range(bs)]
-        prompts = [trainer.encode_prompt(r["prompt"]) for r in batch]
-        targets = [tok(sft_target(r, c.answer_column), add_special_tokens=False)["input_ids"] + [eos] for r in batch]
-        logp, mask = sequence_logprobs(trainer.model, prompts, targets, pad_id=pad)
+        prompts = [encode(r["prompt"]) for r in batch]
+        targets = [tokenizer(sft_target(r, answer_column), add_special_tokens=False)["input_ids"] + [eos] for r in batch]
+        logp, mask = sequence_logprobs(model, prompts, targets, pad_id=pad)
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         losses.append(float(loss.detach()))
-    trainer.engine.update_weights(trainer.model)
-    trainer.logger.log(0, {"sft/loss_first": losses[0], "sft/loss_last": losses[-1]} if losses else {})
     return losses

@@ -15,16 +15,24 @@ Limits: no resume through this path, no SFT warm start.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
+from .build import seed_everything
+from .config import GRPOConfig
+from .data import encode_prompt, load_rows, split
+from .evaluate import eval_options, evaluate, print_eval
+from .models import load_model
+from .rewards import build_rubric
+from .rollout.hf import HFEngine
+
 __all__ = ["train_with_trl", "trl_args"]
 
 
-def trl_args(config: Any) -> Any:
+def trl_args(config: GRPOConfig) -> Any:
     """Build TRL's GRPOConfig from ours."""
     from trl import GRPOConfig as TRLConfig
 
@@ -50,26 +58,19 @@ def trl_args(config: Any) -> Any:
     )
 
 
-def train_with_trl(config: Any, *, model: Any = None, tokenizer: Any = None, rubric: Any = None,
+def train_with_trl(config: GRPOConfig, *, model: Any = None, tokenizer: Any = None, rubric: Any = None,
                    train_rows: list[dict] | None = None, eval_rows: list[dict] | None = None, **_: Any) -> dict:
     from datasets import Dataset
     from trl import GRPOTrainer as TRLTrainer
 
-    from .data import load_rows, split
-    from .evaluate import evaluate
-    from .models import load_model
-    from .rewards import build_rubric
-    from .rollout.hf import HFEngine
-    from .trainer import _print_eval, _seed_everything
-
     c = config
     start = time.perf_counter()
-    _seed_everything(c.seed, c.deterministic, c.num_threads)
+    seed_everything(c.run)
     if model is None:
-        model, tokenizer = load_model(c.replace(use_peft=False))  # TRL wraps it with peft itself
+        model, tokenizer = load_model(c.replace(use_peft=False).policy)  # TRL wraps it with peft itself
     rubric = build_rubric(rubric if rubric is not None else c.reward, c.reward_weights)
     if train_rows is None:
-        train_rows, eval_rows = split(load_rows(c), c.eval_size)
+        train_rows, eval_rows = split(load_rows(c.data), c.eval_size)
     funcs, weights = rubric.reward_funcs()
     peft_config = None
     if c.use_peft and not hasattr(model, "peft_config"):
@@ -81,30 +82,17 @@ def train_with_trl(config: Any, *, model: Any = None, tokenizer: Any = None, rub
     data = Dataset.from_list([{"prompt": r["prompt"], **{k: r[k] for k in columns}} for r in train_rows])
     trainer = TRLTrainer(model=model, reward_funcs=funcs, args=trl_args(c), train_dataset=data,
                          processing_class=tokenizer, peft_config=peft_config)
-    shim = _EvalShim(c, trainer.model, tokenizer, rubric)
-    before = evaluate(shim, eval_rows, c.eval_k) if eval_rows else None
+    engine = HFEngine(trainer.model, tokenizer)
+    encode = partial(encode_prompt, tokenizer, max_length=c.max_prompt_length)
+    before = evaluate(engine, rubric, encode, eval_rows, **eval_options(c)) if eval_rows else None
     if before:
-        _print_eval("before", before)
+        print_eval("before", before)
     trainer.train()
-    shim.engine.update_weights(trainer.model)
-    after = evaluate(shim, eval_rows, c.eval_k) if eval_rows else None
+    engine.update_weights(trainer.model)
+    after = evaluate(engine, rubric, encode, eval_rows, **eval_options(c)) if eval_rows else None
     if after:
-        _print_eval("after", after)
+        print_eval("after", after)
     logs = [e for e in trainer.state.log_history if "reward" in e]
     return {"before": before, "after": after, "steps": int(trainer.state.global_step),
             "seconds": time.perf_counter() - start, "engine": "trl", "log_history": logs,
             "output_dir": c.output_dir}
-
-
-class _EvalShim(SimpleNamespace):
-    """What ``evaluate`` needs from a trainer: config, engine, rubric, encode_prompt."""
-
-    def __init__(self, config: Any, model: Any, tokenizer: Any, rubric: Any) -> None:
-        from .rollout.hf import HFEngine
-
-        super().__init__(config=config, tokenizer=tokenizer, rubric=rubric, engine=HFEngine(model, tokenizer))
-
-    def encode_prompt(self, messages: Any) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
-        return list(ids)[-self.config.max_prompt_length :]

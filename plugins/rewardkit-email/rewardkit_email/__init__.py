@@ -20,7 +20,7 @@ import re
 from typing import Any, Sequence
 
 from rewardkit import Score, Scorer
-from rewardkit.errors import invalid
+from rewardkit.errors import invalid_argument
 from rewardkit.plugins import hookimpl
 
 __all__ = ["Signature", "recipient", "email_rubric", "PARTS"]
@@ -81,9 +81,9 @@ class Signature(Scorer):
                  name: str | None = None) -> None:
         super().__init__(name=name)
         if isinstance(require, str) or not require or any(f not in _FIELDS for f in require):
-            raise invalid("require", require, f"must be a non-empty list drawn from {_FIELDS}")
+            raise invalid_argument("require", require, f"must be a non-empty list drawn from {_FIELDS}")
         if isinstance(tail_chars, bool) or not isinstance(tail_chars, int) or tail_chars < 20:
-            raise invalid("tail_chars", tail_chars, "must be an int >= 20")
+            raise invalid_argument("tail_chars", tail_chars, "must be an int >= 20")
         self.require = tuple(dict.fromkeys(require))
         self.tail_chars = tail_chars
         self.partial = bool(partial)
@@ -121,11 +121,11 @@ def email_rubric(*, keyword_column: str = "keyword", ideal_column: str = "ideal_
     from rewardkit.scorers import Contains, ExactMatch, Length
 
     if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
-        raise invalid("max_words", max_words, "must be an int >= 1")
+        raise invalid_argument("max_words", max_words, "must be an int >= 1")
     for field, value in (("keyword_column", keyword_column), ("ideal_column", ideal_column),
                          ("recipient_column", recipient_column)):
         if not isinstance(value, str) or not value.isidentifier():
-            raise invalid(field, value, "must be a column name (an identifier)")
+            raise invalid_argument(field, value, "must be a column name (an identifier)")
     parts = {
         "keyword": Contains(column=keyword_column, mode="all", whole_word=whole_words, name="keyword"),
         # the whole reply against the ideal one, whitespace collapsed and case folded

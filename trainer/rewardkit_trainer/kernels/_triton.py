@@ -74,9 +74,9 @@ def recompute_mode(x: torch.Tensor) -> str:
     """The backward's recompute implementation for operand ``x`` (see ``RECOMPUTE_MODES``)."""
     mode = os.environ.get("REWARDKIT_LOGPROB_RECOMPUTE", "auto")
     if mode not in RECOMPUTE_MODES:
-        from rewardkit.errors import invalid
+        from rewardkit.errors import invalid_argument
 
-        raise invalid("REWARDKIT_LOGPROB_RECOMPUTE", mode, f"must be one of {RECOMPUTE_MODES}")
+        raise invalid_argument("REWARDKIT_LOGPROB_RECOMPUTE", mode, f"must be one of {RECOMPUTE_MODES}")
     if x.dtype == torch.float32:
         return "cublas"  # tensor cores would round float32 operands to tf32
     hopper = x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9

@@ -11,7 +11,20 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-__all__ = ["SamplingParams", "Rollout", "RolloutEngine"]
+__all__ = ["SamplingParams", "Rollout", "RolloutEngine", "eos_token_ids"]
+
+
+def eos_token_ids(tokenizer: Any, model: Any) -> list[int]:
+    """Every id that ends a completion: the tokenizer's EOS and the model's generation
+    config EOS (either may be one id or a list), sorted, for every engine alike."""
+    from ..models import unwrap
+
+    ids: set[int] = set()
+    gen = getattr(unwrap(model), "generation_config", None)
+    for value in (getattr(tokenizer, "eos_token_id", None), getattr(gen, "eos_token_id", None)):
+        if value is not None:
+            ids.update(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None)
+    return sorted(ids)
 
 
 @dataclass(frozen=True)

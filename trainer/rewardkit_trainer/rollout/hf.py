@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import Rollout, RolloutEngine, SamplingParams
+from .base import Rollout, RolloutEngine, SamplingParams, eos_token_ids
 
 __all__ = ["HFEngine", "filter_logits"]
 
@@ -47,12 +47,7 @@ class HFEngine(RolloutEngine):
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_prompts = max_batch_prompts
-        eos = tokenizer.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
-        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        if gen_eos is not None:
-            self.eos_ids |= set(gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos])
-        self.eos_ids.discard(None)
+        self.eos_ids = set(eos_token_ids(tokenizer, model))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
 
     def update_weights(self, model: Any) -> None:

@@ -35,7 +35,11 @@ from typing import Any, Sequence
 
 import torch
 
+from rewardkit.errors import invalid_argument
+
+from ..models import unwrap
 from .base import Rollout, RolloutEngine, SamplingParams
+from .base import eos_token_ids as _model_eos_ids  # the argument of that name shadows it
 from .hf import _device_of, filter_logits
 
 __all__ = ["StaticCacheEngine", "ATTENTION_NAME"]
@@ -198,22 +202,20 @@ class StaticCacheEngine(RolloutEngine):
                  prompt_bucket: int = 64, eos_token_ids: Sequence[int] | None = None,
                  max_cached_shapes: int = 2, free_on_sleep: bool = True, share_prompt_kv: bool | None = None,
                  share_threshold_bytes: int = 256 * 2**20) -> None:
-        from rewardkit.errors import invalid
-
         if check_eos_every < 1:
-            raise invalid("check_eos_every", check_eos_every, "must be >= 1")
+            raise invalid_argument("check_eos_every", check_eos_every, "must be >= 1")
         if prompt_bucket < 1:
-            raise invalid("prompt_bucket", prompt_bucket, "must be >= 1")
+            raise invalid_argument("prompt_bucket", prompt_bucket, "must be >= 1")
         if max_cached_shapes < 1:
-            raise invalid("max_cached_shapes", max_cached_shapes, "must be >= 1")
+            raise invalid_argument("max_cached_shapes", max_cached_shapes, "must be >= 1")
         self.model, self.tokenizer = model, tokenizer
         self.cuda_graphs, self.check_eos_every, self.prompt_bucket = cuda_graphs, check_eos_every, prompt_bucket
         self.max_cached_shapes, self.free_on_sleep = max_cached_shapes, free_on_sleep
         self.share_prompt_kv, self.share_threshold_bytes = share_prompt_kv, share_threshold_bytes
-        cfg = _causal(model).config
-        _check_supported(cfg, invalid)
+        cfg = unwrap(model).config
+        _check_supported(cfg)
         if eos_token_ids is None:
-            eos_token_ids = _eos_ids(tokenizer, model)
+            eos_token_ids = _model_eos_ids(tokenizer, model)
         self.eos_ids = sorted({int(e) for e in eos_token_ids})
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
@@ -244,10 +246,8 @@ class StaticCacheEngine(RolloutEngine):
         global _ACTIVE
         start = time.perf_counter()
         if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
-            from rewardkit.errors import invalid
-
-            raise invalid("prompt_ids", f"{len(prompt_ids)} prompts", "must be non-empty token lists")
-        causal = _causal(self.model)
+            raise invalid_argument("prompt_ids", f"{len(prompt_ids)} prompts", "must be non-empty token lists")
+        causal = unwrap(self.model)
         device = _device_of(causal)
         state = self._state(len(prompt_ids), params, max(len(p) for p in prompt_ids), causal, device)
         cfg = causal.config
@@ -425,27 +425,14 @@ def _capture(step, st: _State):
     return graph
 
 
-def _causal(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def _eos_ids(tokenizer: Any, model: Any) -> list[int]:
-    ids: set[int] = set()
-    for src in (getattr(tokenizer, "eos_token_id", None),
-                getattr(getattr(_causal(model), "generation_config", None), "eos_token_id", None)):
-        if src is not None:
-            ids |= set(src if isinstance(src, (list, tuple)) else [src])
-    return sorted(i for i in ids if i is not None)
-
-
-def _check_supported(cfg: Any, invalid) -> None:
+def _check_supported(cfg: Any) -> None:
     layer_types = getattr(cfg, "layer_types", None) or []
     if getattr(cfg, "use_sliding_window", False) or any("sliding" in str(t) for t in layer_types):
-        raise invalid("model", type(cfg).__name__, "must not use sliding-window attention (StaticCacheEngine)")
+        raise invalid_argument("model", type(cfg).__name__, "must not use sliding-window attention (StaticCacheEngine)")
     if getattr(cfg, "attn_logit_softcapping", None):
-        raise invalid("model", type(cfg).__name__, "must not use attention logit soft-capping (StaticCacheEngine)")
+        raise invalid_argument("model", type(cfg).__name__, "must not use attention logit soft-capping (StaticCacheEngine)")
     if getattr(cfg, "is_encoder_decoder", False):
-        raise invalid("model", type(cfg).__name__, "must be a decoder-only causal LM")
+        raise invalid_argument("model", type(cfg).__name__, "must be a decoder-only causal LM")
 
 
 def _register_attention() -> None:

@@ -47,12 +47,12 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
-from rewardkit.errors import invalid
+from rewardkit.errors import invalid_argument
 
-from ..models import _dense_weight, is_quant_state
-from .base import Rollout, RolloutEngine, SamplingParams
+from ..models import export_hf_folder, hf_weights, is_peft, unwrap
+from .base import Rollout, RolloutEngine, SamplingParams, eos_token_ids
 
-__all__ = ["VLLMEngine", "vllm_available", "hf_weights"]
+__all__ = ["VLLMEngine", "hf_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -60,101 +60,7 @@ LORA_SYNC_MODES = ("merged", "adapter")
 _LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's max_lora_rank accepts
 
 
-def vllm_available() -> bool:
-    """True when ``import vllm`` would find a package (does not import it: that takes seconds)."""
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
-
-
 # ----------------------------------------------------------------------------- weights
-
-
-def _is_peft(model: Any) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
-
-
-def _hf_name(name: str) -> str:
-    """peft parameter name -> the base model's HF checkpoint name."""
-    if name.startswith("base_model.model."):
-        name = name[len("base_model.model.") :]
-    name = name.replace(".base_layer.", ".")
-    for marker in (".modules_to_save.",):
-        if marker in name:  # "<mod>.modules_to_save.<adapter>.weight" -> "<mod>.weight"
-            head, tail = name.split(marker, 1)
-            name = head + "." + tail.split(".", 1)[1]
-    return name
-
-
-def hf_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``(hf_name, tensor)`` for the policy as plain HF weights.
-
-    For a peft LoRA model the active adapters are merged on the fly (``W + scale * B @ A``,
-    computed by peft's ``get_delta_weight``); the policy itself is not modified. Every
-    weight is yielded: vLLM's in-place reload re-processes whole modules, and a partial
-    set (say only the LoRA targets) leaves the fused modules it touches half loaded.
-    """
-    if not _is_peft(model):
-        for name, tensor in model.state_dict().items():
-            yield name, tensor.detach()
-        return
-    from peft.tuners.lora import LoraLayer
-
-    lora_layers = {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if ".lora_" in name or ".original_module." in name or is_quant_state(name):
-                continue
-            module_name, _, leaf = name.rpartition(".")
-            owner = module_name[: -len(".base_layer")] if module_name.endswith(".base_layer") else None
-            layer = lora_layers.get(owner) if owner else None
-            if layer is not None and leaf == "weight":
-                merged = _dense_weight(layer.get_base_layer().weight)  # QLoRA: dequantized first
-                for adapter in layer.active_adapters:
-                    if adapter in layer.lora_A:
-                        merged += layer.get_delta_weight(adapter).to(merged.dtype)
-                yield _hf_name(name), merged
-            else:
-                yield _hf_name(name), tensor.detach()
-
-
-def _base_weights(model: Any) -> dict[str, torch.Tensor]:
-    """The weights under a peft adapter (what vLLM serves a LoRARequest on top of)."""
-    out = {}
-    for name, tensor in model.state_dict().items():
-        if ".lora_" in name or ".modules_to_save." in name:
-            continue
-        out[_hf_name(name).replace(".original_module.", ".")] = tensor.detach()
-    return out
-
-
-def _export_hf_folder(model: Any, tokenizer: Any, path: Path, *, merged: bool) -> None:
-    """Write config, weights, generation config and tokenizer vLLM can load.
-
-    Written by hand rather than ``save_pretrained``: that refuses a GGUF-loaded model, and
-    for a peft model it would write only the adapter. Tied ``lm_head`` is left out
-    (safetensors refuses shared storage; vLLM ties it from the config).
-    """
-    from safetensors.torch import save_file
-
-    base = model.get_base_model() if _is_peft(model) else model
-    path.mkdir(parents=True, exist_ok=True)
-    config = base.config.__class__.from_dict(base.config.to_dict())
-    # vLLM treats quant_method == "gguf" as a GGUF checkpoint; the weights here are dequantized
-    if hasattr(config, "quantization_config"):
-        delattr(config, "quantization_config")
-    tied = bool(getattr(config, "tie_word_embeddings", False))
-    config.save_pretrained(path)
-    if getattr(base, "generation_config", None) is not None:
-        base.generation_config.save_pretrained(path)
-    if _is_peft(model) and not merged:
-        weights = _base_weights(model)
-    else:
-        weights = dict(hf_weights(model))
-    if tied:
-        weights.pop("lm_head.weight", None)
-    save_file({n: t.contiguous().cpu() for n, t in weights.items()}, str(path / "model.safetensors"))
-    tokenizer.save_pretrained(str(path))
 
 
 def _lora_rank(model: Any) -> int:
@@ -164,18 +70,7 @@ def _lora_rank(model: Any) -> int:
     for supported in _LORA_RANKS:
         if top <= supported:
             return supported
-    raise invalid("r", top, f"must be <= {_LORA_RANKS[-1]} (vLLM's largest max_lora_rank)")
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    ids: set[int] = set()
-    gen = getattr(model, "generation_config", None)
-    for value in (getattr(gen, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
-        if isinstance(value, int):
-            ids.add(value)
-        elif value is not None:
-            ids.update(int(v) for v in value)
-    return sorted(ids)
+    raise invalid_argument("r", top, f"must be <= {_LORA_RANKS[-1]} (vLLM's largest max_lora_rank)")
 
 
 # ----------------------------------------------------------------------------- engine
@@ -198,20 +93,20 @@ class VLLMEngine(RolloutEngine):
                  **llm_kwargs: Any) -> None:
         lora_sync = getattr(config, "vllm_lora_sync", "merged")
         if lora_sync not in LORA_SYNC_MODES:
-            raise invalid("vllm_lora_sync", lora_sync, f"must be one of {LORA_SYNC_MODES}")
+            raise invalid_argument("vllm_lora_sync", lora_sync, f"must be one of {LORA_SYNC_MODES}")
         sleep_level = getattr(config, "vllm_sleep_level", 1)
         if sleep_level not in (1, 2):
-            raise invalid("vllm_sleep_level", sleep_level, "must be 1 or 2")
+            raise invalid_argument("vllm_sleep_level", sleep_level, "must be 1 or 2")
         self.tokenizer = tokenizer
-        self.is_peft = _is_peft(model)
+        self.is_peft = is_peft(model)
         if self.is_peft:
             kinds = sorted({str(getattr(c.peft_type, "value", c.peft_type)) for c in model.peft_config.values()})
             if kinds != ["LORA"]:
-                raise invalid("peft_type", kinds, "must be LoRA (the only adapter the engine can merge or serve)")
+                raise invalid_argument("peft_type", kinds, "must be LoRA (the only adapter the engine can merge or serve)")
         self.lora_sync = lora_sync if self.is_peft else "full"
         self.sleep_level = sleep_level
         self.seed = getattr(config, "seed", None)
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_token_ids(tokenizer, model)
         self.sync_seconds: list[float] = []  # one entry per update_weights call
         self.ignore_eos = False  # benchmarks set it for fixed-length rollouts
         self._calls = itertools.count()
@@ -232,7 +127,7 @@ class VLLMEngine(RolloutEngine):
             self._root = Path(tempfile.mkdtemp(prefix="rewardkit-vllm-"))
         self.llm = None
         try:
-            _export_hf_folder(model, tokenizer, self._root / "base", merged=self.lora_sync != "adapter")
+            export_hf_folder(model, tokenizer, self._root / "base", merged=self.lora_sync != "adapter")
             self.llm = self._build_llm(model, config, dtype, cuda, llm_kwargs)
             if self.lora_sync == "adapter":
                 self._save_adapter(model)
@@ -248,7 +143,7 @@ class VLLMEngine(RolloutEngine):
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
         import vllm
 
-        base = model.get_base_model() if self.is_peft else model
+        base = unwrap(model)
         self.max_model_len = int(extra.get("max_model_len") or _max_model_len(base, config))
         self.vocab_size = int(base.config.vocab_size)
         kwargs: dict[str, Any] = dict(

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rewardkit import Score, Scorer, Status
-from rewardkit._pool import run_in_pool, score_in_pool
+from rewardkit._scoring_pool import run_in_pool, score_in_pool
 from rewardkit.errors import InvalidArgument
 
 

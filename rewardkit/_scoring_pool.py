@@ -45,8 +45,7 @@ from collections import deque
 from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
-from ._component import describe
-from ._score import Score
+from ._score import Score, describe
 from .errors import invalid
 
 __all__ = ["score_in_pool", "run_in_pool", "shutdown"]

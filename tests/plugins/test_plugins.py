@@ -24,8 +24,8 @@ from rewardkit import InvalidArgument, NotFound, PluginError, Scorer
 from rewardkit import plugins
 from rewardkit.plugins import hookimpl, hookspecs
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "plugins"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent
 
 BUILTINS = {
     "format": "scorer",
