@@ -30,22 +30,28 @@ def math_rubric(
     format_style: str = "lenient",
     reasoning_tag: str = "reasoning",
     answer_tag: str = "answer",
+    format_gate: bool = False,
     name: str = "math",
     **verifier_options: Any,
 ) -> Rubric:
     """Correctness via ``MathEquivalence`` plus format; parts ``correct`` and ``format``.
 
     ``verifier_options`` go to ``MathEquivalence`` (an ``extractor``, tolerances, ...).
-    ``format_weight=0`` keeps format as a logged metric only.
+    ``format_weight=0`` keeps format as a logged metric only. ``format_gate=True`` pays
+    format only when the verifier read an answer (``Rubric(gates={"format": "correct"})``).
+    Format never pays for a template echo either way (``rewardkit.scorers.template_echo``).
     """
     from .scorers import Format
     from .verifiers import MathEquivalence
 
     correct = MathEquivalence(answer_column=answer_column, **verifier_options)
     fmt = Format(style=format_style, reasoning_tag=reasoning_tag, answer_tag=answer_tag)
+    if not isinstance(format_gate, bool):
+        raise invalid("format_gate", format_gate, "must be a bool")
     return Rubric(
         [Part("correct", correct, weight=correct_weight), Part("format", fmt, weight=format_weight)],
         name=name,
+        gates={"format": "correct"} if format_gate else None,
     )
 
 

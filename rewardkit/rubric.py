@@ -7,7 +7,10 @@ or by taking only ``**kwargs``), or a plain callable ``text -> float | bool | No
 
 The total follows TRL exactly: ``sum(weight * value)`` over parts with weight > 0 whose
 value is not None (TRL's ``nansum``); if every weighted part abstains the total is None.
-Weight-0 parts are metrics: scored and reported, never added. Limits: timeouts are only
+Weight-0 parts are metrics: scored and reported, never added. ``gates={"format": "correct"}``
+makes a part pay only when its gate part read an answer (status ``ok`` or ``wrong``; not
+``unparseable``, ``error``, ``timeout`` or ``abstain``), so form is paid only around an
+answer the verifier can read. Limits: timeouts are only
 hard with a process pool (``workers``/``timeout``); in-process a slow part runs to the end.
 A TRL-style part is called once per batch in-process but once per item in the pool.
 """
@@ -188,8 +191,14 @@ class _PartReward:
         prompts_list = list(prompts) if prompts is not None else [None] * n
         extras = {k: kwargs[k] for k in _TRL_EXTRAS if k in kwargs}
         rows = row_columns(n, {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS})
-        (scores,) = self.rubric._per_part([part], completions, prompts_list, rows, extras, None, None)
-        return [s.value for s in scores]
+        gate = self.rubric.gates.get(part.name)
+        if gate is None:
+            (scores,) = self.rubric._per_part([part], completions, prompts_list, rows, extras, None, None)
+            return [s.value for s in scores]
+        # a gated part needs its gate's verdict too (TRL calls each part on its own)
+        scores, gates = self.rubric._per_part([part, self.rubric._by_name[gate]], completions, prompts_list, rows,
+                                              extras, None, None)  # fmt: skip
+        return [_gated(s, gate, g).value for s, g in zip(scores, gates)]
 
     def __repr__(self) -> str:
         return f"<reward function {self.__name__!r} of {self.rubric!r}>"
@@ -205,9 +214,11 @@ class Rubric:
         name: str = "rubric",
         workers: int | None = None,
         timeout: float | None = None,
+        gates: Mapping[str, str] | None = None,
     ) -> None:
         """``workers``/``timeout`` are defaults for every scoring call, including TRL's
-        (``rubric(...)`` and ``reward_funcs()``), so training gets hard timeouts too."""
+        (``rubric(...)`` and ``reward_funcs()``), so training gets hard timeouts too.
+        ``gates`` maps a part to the part whose reading of an answer it depends on."""
         self.name = _check_name("name", name)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise invalid("workers", workers, "must be a positive int or None")
@@ -228,6 +239,7 @@ class Rubric:
             raise invalid("weights", [p.weight for p in built], "must include at least one weight > 0")
         self.parts: tuple[Part, ...] = tuple(built)
         self._by_name = {p.name: p for p in built}
+        self.gates = _check_gates(gates, self._by_name)
 
     @staticmethod
     def _build(parts: Any) -> list[Part]:
@@ -269,18 +281,25 @@ class Rubric:
         return f"Rubric({inner}, name={self.name!r})"
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "parts": self.parts, "workers": self.workers, "timeout": self.timeout}
+        return {"name": self.name, "parts": self.parts, "workers": self.workers, "timeout": self.timeout,
+                "gates": self.gates}
 
     def __setstate__(self, state: dict) -> None:
         self.name, self.parts = state["name"], state["parts"]
         self.workers, self.timeout = state.get("workers"), state.get("timeout")
         self._by_name = {p.name: p for p in self.parts}
+        self.gates = dict(state.get("gates") or {})
 
     # scoring ------------------------------------------------------------------------
     def score(self, completion: Any, prompt: Any = None, **columns: Any) -> RubricResult:
         """Score one completion; ``columns`` are this row's dataset values. Never raises."""
-        scores = {p.name: p.score(completion, prompt, **columns) for p in self.parts}
+        scores = self._gate({p.name: p.score(completion, prompt, **columns) for p in self.parts})
         return RubricResult(_total(scores, self.weights), scores, self.weights)
+
+    def _gate(self, scores: dict[str, Score]) -> dict[str, Score]:
+        for name, gate in self.gates.items():
+            scores[name] = _gated(scores[name], gate, scores[gate])
+        return scores
 
     def score_batch(
         self,
@@ -313,7 +332,7 @@ class Rubric:
         weights = self.weights
         results = []
         for i in range(n):
-            scores = {p.name: per_part[j][i] for j, p in enumerate(self.parts)}
+            scores = self._gate({p.name: per_part[j][i] for j, p in enumerate(self.parts)})
             results.append(RubricResult(_total(scores, weights), scores, weights))
         return results
 
@@ -391,6 +410,28 @@ class Rubric:
             stats["weight"] = self.weights[name]
             parts[name] = stats
         return {"count": len(results), "total": _stats([r.total for r in results]), "parts": parts}
+
+
+def _check_gates(gates: Mapping[str, str] | None, parts: Mapping[str, Part]) -> dict[str, str]:
+    if gates is None:
+        return {}
+    if not isinstance(gates, Mapping):
+        raise invalid("gates", gates, "must map a part name to the part name that gates it")
+    out = {}
+    for name, gate in gates.items():
+        if name not in parts or gate not in parts:
+            raise invalid("gates", {name: gate}, f"must name parts of this rubric: {sorted(parts)}")
+        if name == gate or gate in gates:
+            raise invalid("gates", {name: gate}, "must not gate a part by itself or by a gated part")
+        out[name] = gate
+    return out
+
+
+def _gated(score: Score, gate: str, verdict: Score) -> Score:
+    """``score``, or no credit when the gate part did not read an answer."""
+    if verdict.status in (Status.OK, Status.WRONG) or not score.value:
+        return score
+    return Score.wrong(0.0, reason=f"gated: {gate} is {verdict.status}: {verdict.reason}"[:240])
 
 
 def _share(k: int, n: int) -> float:

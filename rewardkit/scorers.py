@@ -28,9 +28,76 @@ from ._score import Score
 from .errors import invalid
 from .extract import DEFAULT, _check_tag_name, _tag_pair, extract_after, extract_last_number, parse_number
 
-__all__ = ["Format", "XMLCount", "Proximity", "Length", "Contains", "ExactMatch"]
+__all__ = ["Format", "XMLCount", "Proximity", "Length", "Contains", "ExactMatch", "template_echo", "placeholder"]
 
 _WS = re.compile(r"\s*")
+_MARKUP = re.compile(r"</?[A-Za-z_][\w:.-]*\s*>")
+#: answer (or reasoning) contents that only echo a format template, compared casefolded
+PLACEHOLDERS = frozenset({
+    "answer", "your answer", "the answer", "final answer", "your final answer", "answer here",
+    "your answer here", "insert answer here", "reasoning", "your reasoning", "reasoning here",
+    "your reasoning here", "step by step reasoning", "tbd", "todo", "n/a",
+})  # fmt: skip
+
+
+def _prompt_text(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, (list, tuple)):
+        return "\n".join(m["content"] for m in prompt if isinstance(m, dict) and isinstance(m.get("content"), str))
+    return ""
+
+
+def _blocks(text: str, pair: tuple[str, str]) -> list[str]:
+    """Contents of every ``open ... close`` block in ``text`` (linear)."""
+    out, pos = [], 0
+    while True:
+        start = text.find(pair[0], pos)
+        if start < 0:
+            return out
+        end = text.find(pair[1], start + len(pair[0]))
+        if end < 0:
+            return out
+        out.append(text[start + len(pair[0]) : end])
+        pos = end + len(pair[1])
+
+
+def placeholder(content: str, examples: frozenset[str] = frozenset()) -> bool:
+    """Whether a block's content only echoes a template: blank, no letter or digit at all
+    (``...``, ``…``, ``___``), a stock phrase (:data:`PLACEHOLDERS`), or one of
+    ``examples`` (the prompt's own example contents), compared casefolded and trimmed."""
+    core = " ".join(content.split()).casefold()
+    if not any(ch.isalnum() for ch in core):
+        return True
+    return core in PLACEHOLDERS or core in examples
+
+
+def template_echo(text: str, answer: tuple[str, str], reasoning: tuple[str, str] | tuple = (),
+                  prompt: Any = None) -> str:
+    """Why ``text`` echoes a format template instead of using it, or "" when it does not.
+
+    A template echo is: more than one answer block; an answer (or reasoning) block whose
+    content is a placeholder (:func:`placeholder`, with the example contents of the same
+    tags in ``prompt`` as more placeholders); or markup (another tag) after the first
+    answer block. Plain trailing text is each scorer's own business.
+    """
+    if text.count(answer[0]) > 1:
+        return f"{text.count(answer[0])} {answer[0]} blocks, not one"
+    prompt_text = _prompt_text(prompt)[:100_000]
+    examples = frozenset(" ".join(c.split()).casefold() for pair in (answer, reasoning) if pair
+                         for c in _blocks(prompt_text, pair))  # fmt: skip
+    answers = _blocks(text, answer)
+    if answers and placeholder(answers[0], examples):
+        return f"the answer {answers[0].strip()[:40]!r} is a template placeholder"
+    if reasoning:
+        thoughts = _blocks(text, reasoning)
+        if thoughts and placeholder(thoughts[0], examples):
+            return f"the reasoning {thoughts[0].strip()[:40]!r} is a template placeholder"
+    if answers:
+        tail = text[text.find(answer[1], text.find(answer[0])) + len(answer[1]) :]
+        if _MARKUP.search(tail):
+            return f"markup after {answer[1]}: {_MARKUP.search(tail).group(0)}"
+    return ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -45,6 +112,11 @@ class Format(Scorer):
     only the answer block (strict: the completion ends with it). A tag is a name
     (``"think"`` means ``<think>``...``</think>``) or a literal (opening, closing) pair such
     as ``("<start_working_out>", "<end_working_out>")``.
+
+    Either style pays nothing for a template echo (:func:`template_echo`): more than one
+    answer block, a placeholder answer or reasoning (``...``, blank, "your answer", or the
+    prompt's own example text when the row has a ``prompt``), or any text after the answer
+    block (``style="lenient"`` too).
     """
 
     default_name = "format"
@@ -68,10 +140,9 @@ class Format(Scorer):
             raise invalid("answer_tag", answer_tag, "must differ from reasoning_tag")
 
     def _score(self, text: str, **columns: Any) -> Score:
-        if self.style == "strict":
-            problem = self._strict(text)
-        else:
-            problem = self._lenient(text)
+        problem = template_echo(text, self._answer, self._reasoning, columns.get("prompt"))
+        if not problem:
+            problem = self._strict(text) if self.style == "strict" else self._lenient(text)
         if problem:
             return Score.wrong(0.0, reason=problem)
         return Score.ok(1.0, reason=f"{self.style} format")
@@ -129,7 +200,10 @@ class Format(Scorer):
         end = text.find(a_close, start + len(a_open))
         if end < 0:
             return f"no {a_close} after {a_open}"
-        return "" if text[start + len(a_open) : end].strip() else "the answer is blank"
+        if not text[start + len(a_open) : end].strip():
+            return "the answer is blank"
+        tail = text[end + len(a_close) :].strip()
+        return f"{len(tail)} characters after {a_close}" if tail else ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -141,7 +215,9 @@ class XMLCount(Scorer):
     ``junk_penalty`` (0.001) per character after the last ``</answer>`` (surrounding
     whitespace trimmed, so a final newline is free), at most ``max_junk_penalty`` (default ``tag_reward``), floored at 0.
     A completion that stops right at ``</answer>`` gets full marks: no cliff. Tags are
-    names or literal (opening, closing) pairs, as in :class:`Format`.
+    names or literal (opening, closing) pairs, as in :class:`Format`. A template echo
+    (:func:`template_echo`: several answer blocks, a placeholder answer or reasoning, or
+    markup after the answer) gets 0; plain trailing text keeps the smooth penalty.
     """
 
     default_name = "xmlcount"
@@ -171,6 +247,9 @@ class XMLCount(Scorer):
 
     def _score(self, text: str, **columns: Any) -> Score:
         tags = self._tags
+        echo = template_echo(text, tags[2:], tags[:2], columns.get("prompt"))
+        if echo:
+            return Score.wrong(0.0, reason=echo)
         counts = {tag: text.count(tag) for tag in tags}
         credit = self.tag_reward * sum(1 for c in counts.values() if c == 1)
         junk = 0

@@ -388,3 +388,46 @@ def test_trl_columns_still_arrive_per_row():
     assert rubric(prompts=["p", "q"], completions=["42", "7"], answer=["42", "8"], **trl) == [1.0, 0.0]
     assert rubric(completions=["42", "7"], answer=("42", "7"), other=None) == [1.0, 1.0]
     assert rubric(completions=["42", "7"], answer=np.array(["42", "8"])) == [1.0, 0.0]  # was dropped
+
+
+# --- gates (issue #17) ------------------------------------------------------------------
+def _gated_rubric():
+    from rewardkit.presets import math_rubric
+
+    return math_rubric(format_gate=True)
+
+
+def test_a_gated_part_pays_only_when_its_gate_read_an_answer():
+    r = _gated_rubric()
+    right = "<reasoning>\n2 + 4\n</reasoning>\n<answer>\n6\n</answer>"
+    wrong = "<reasoning>\n2 + 4\n</reasoning>\n<answer>\n7\n</answer>"
+    unread = "<reasoning>\n2 + 4\n</reasoning>\n<answer>\nI do not know\n</answer>"
+    assert r.score(right, answer="6").total == pytest.approx(1.2)
+    assert r.score(wrong, answer="6").total == pytest.approx(0.2)  # read, wrong: form still paid
+    res = r.score(unread, answer="6")
+    assert res.parts["correct"].status is Status.UNPARSEABLE
+    assert res.total == 0.0 and res.parts["format"].reason.startswith("gated: correct is unparseable")
+    from rewardkit.presets import math_rubric
+
+    ungated = math_rubric().score(unread, answer="6")
+    assert ungated.parts["format"].value == 1.0
+    batch = r.score_batch([right, wrong, unread], answer=["6"] * 3)
+    assert [b.total for b in batch] == pytest.approx([1.2, 0.2, 0.0])
+    funcs, weights = r.reward_funcs()  # TRL calls each part alone: the gate still applies
+    assert funcs[1](completions=[right, unread], answer=["6", "6"]) == [1.0, 0.0]
+    assert r(completions=[right, unread], answer=["6", "6"]) == pytest.approx([1.2, 0.0])
+
+
+def test_gates_survive_pickling_and_bad_gates_raise():
+    import pickle
+
+    r = _gated_rubric()
+    assert pickle.loads(pickle.dumps(r)).gates == {"format": "correct"}
+    parts = {"a": (lambda t: 1.0, 1.0), "b": (lambda t: 1.0, 1.0)}
+    for gates in ({"a": "zzz"}, {"a": "a"}, {"a": "b", "b": "a"}, ["a"]):
+        with pytest.raises(InvalidArgument, match="gates"):
+            Rubric(parts, gates=gates)
+    with pytest.raises(InvalidArgument, match="format_gate"):
+        from rewardkit.presets import math_rubric
+
+        math_rubric(format_gate="yes")

@@ -25,13 +25,14 @@ GOOD = "<reasoning>\nstep one\nstep two\n</reasoning>\n<answer>\n42\n</answer>"
         (GOOD, 1.0, 1.0),
         (GOOD + "\n", 1.0, 1.0),  # one trailing newline (or none) is fine
         (GOOD + "\n\n", 0.0, 1.0),
-        (GOOD + " more", 0.0, 1.0),
+        (GOOD + " more", 0.0, 0.0),  # text after the answer block: a template echo's tail (#17)
         ("<reasoning>\none line\n</reasoning>\n<answer>\n7\n</answer>\n", 1.0, 1.0),
         ("<reasoning>a\nb</reasoning> <answer>5</answer>", 0.0, 1.0),  # newlines inside tags
-        ("preamble <reasoning>a</reasoning>\n<answer>5</answer> tail", 0.0, 1.0),
-        ("<reasoning>\n\n</reasoning>\n<answer>\n7\n</answer>", 0.0, 1.0),  # blank reasoning
+        ("preamble <reasoning>a</reasoning>\n<answer>5</answer>", 0.0, 1.0),
+        ("preamble <reasoning>a</reasoning>\n<answer>5</answer> tail", 0.0, 0.0),
+        ("<reasoning>\n\n</reasoning>\n<answer>\n7\n</answer>", 0.0, 0.0),  # blank reasoning: a placeholder
         ("<reasoning>\nr\n</reasoning>\n<answer>\n \n</answer>", 0.0, 0.0),  # blank answer
-        ("<reasoning>\nr\n</reasoning>\n<answer>\n7\n</answer>\n<answer>\n8\n</answer>", 0.0, 1.0),
+        ("<reasoning>\nr\n</reasoning>\n<answer>\n7\n</answer>\n<answer>\n8\n</answer>", 0.0, 0.0),  # two answers
         ("<reasoning>r</reasoning> text <answer>5</answer>", 0.0, 0.0),  # text between blocks
         ("<reasoning>r</reasoning>", 0.0, 0.0),
         ("<reasoning>r</reasoning><answer>5", 0.0, 0.0),
@@ -70,7 +71,8 @@ def test_format_answer_only():
     assert strict.score("free reasoning\n<answer>\n4\n</answer>").value == 1.0
     assert strict.score("<answer>\n4\n</answer> trailing").value == 0.0
     lenient = Format("lenient", reasoning_tag=None)
-    assert lenient.score("x <answer>4</answer> y").value == 1.0
+    assert lenient.score("x <answer>4</answer>").value == 1.0
+    assert lenient.score("x <answer>4</answer> y").value == 0.0  # text after the answer block
     assert lenient.score("x <answer> </answer> y").value == 0.0
 
 
@@ -377,3 +379,72 @@ def test_values_stay_in_declared_range_and_are_deterministic(text, gold):
 def test_invalid_arguments(factory, kwargs, field):
     with pytest.raises(InvalidArgument, match=rf"^{field}="):
         factory(**kwargs)
+
+
+# --- template echoes (issue #17) ------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rewardkit.scorers import placeholder, template_echo  # noqa: E402
+
+SYSTEM = "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
+PROMPT = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is 2 + 4?"}]
+ECHOES = [  # what the collapsed run wrote (issue #17), and its variants
+    "<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>\n<answer>\n...\n</answer>",
+    "<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>",
+    "<reasoning>6</reasoning>\n<answer>6</answer>\n<system>6</system>\n<system>6</system>",
+    "<reasoning>\nadd them\n</reasoning>\n<answer>\n6\n</answer>\n<answer>\n6\n</answer>",
+    "<reasoning>\n…\n</reasoning>\n<answer>\n6\n</answer>",
+    "<reasoning>\nadd\n</reasoning>\n<answer>\nYour answer here\n</answer>",
+    "<reasoning>\nadd\n</reasoning>\n<answer>\n___\n</answer>",
+]
+
+
+@pytest.mark.parametrize("text", ECHOES)
+def test_template_echoes_earn_no_format_credit(text):
+    from rewardkit.presets import math_rubric
+
+    assert template_echo(text, ("<answer>", "</answer>"), ("<reasoning>", "</reasoning>"), PROMPT)
+    for scorer in (Format("strict"), Format("lenient"), XMLCount()):
+        assert scorer.score(text, prompt=PROMPT).value == 0.0, scorer
+    assert math_rubric().score(text, PROMPT, answer="6").parts["format"].value == 0.0
+
+
+def test_the_prompts_own_example_is_a_placeholder():
+    prompt = [{"role": "system", "content": "Format:\n<reasoning>\nthink\n</reasoning>\n<answer>\nN\n</answer>"}]
+    copied = "<reasoning>\nthink\n</reasoning>\n<answer>\nN\n</answer>"
+    assert Format().score(copied, prompt=prompt).value == 0.0
+    assert Format().score(copied).value == 1.0  # without the prompt, "N" could be an answer
+    assert Format().score("<reasoning>\nthink\n</reasoning>\n<answer>\n7\n</answer>", prompt=prompt).value == 0.0
+    assert Format().score("<reasoning>\n3 + 4\n</reasoning>\n<answer>\n7\n</answer>", prompt=prompt).value == 1.0
+
+
+def test_real_answers_still_earn_format():
+    for text in ("<reasoning>\n2 + 4 = 6\n</reasoning>\n<answer>\n6\n</answer>",
+                 "<reasoning>\nx\n</reasoning>\n<answer>\n\\frac{1}{2}\n</answer>\n",
+                 "<reasoning>\nso\n</reasoning>\n<answer>\n-3.5\n</answer>"):  # fmt: skip
+        assert Format().score(text, prompt=PROMPT).value == 1.0
+        assert XMLCount().score(text, prompt=PROMPT).value == 0.5
+    # XMLCount keeps its smooth penalty for plain trailing text; markup after is an echo
+    good = "<reasoning>\nr\n</reasoning>\n<answer>\n6\n</answer>"
+    assert XMLCount().score(good + "\nThanks!").value == 0.5 - 0.007
+    assert XMLCount().score(good + "\n<answer>").value == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=".…_-–—·•*?!/\\|[](){}<>'\"`~ \t\n"))
+def test_content_without_letters_or_digits_is_a_placeholder(content):
+    assert placeholder(content)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers() | st.fractions().map(str) | st.floats(allow_nan=False, allow_infinity=False))
+def test_numbers_are_never_placeholders(number):
+    assert not placeholder(str(number))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=100))
+def test_template_echo_never_raises(text, prompt):
+    template_echo(text, ("<answer>", "</answer>"), ("<reasoning>", "</reasoning>"), prompt)
+    Format("lenient").score(text, prompt=prompt)

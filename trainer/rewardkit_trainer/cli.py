@@ -70,7 +70,7 @@ def prepare(config: Any) -> dict[str, Any]:
 
     resolve_model_path(config.policy.model)
     train_rows, eval_rows = split(load_rows(config.data), config.data.eval_size)
-    rubric = build_rubric(config.scoring.reward, config.scoring.reward_weights)
+    rubric = build_rubric(config.scoring.reward, config.scoring.reward_weights, config.scoring.reward_options)
     check_columns(train_rows, rubric, config.scoring.reward)
     return {"train_rows": train_rows, "eval_rows": eval_rows, "rubric": rubric}
 

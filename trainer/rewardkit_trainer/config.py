@@ -108,6 +108,7 @@ class RewardConfig(_Section):
     """The rubric (``rewardkit.resolve_rubric`` specs) and how it is scored."""
 
     reward: str | list[str] = "math"  # rubric name for rewardkit.get, or "module:attr" (list ok)
+    reward_options: dict[str, Any] = field(default_factory=dict)  # keywords for the rubric's factory
     reward_weights: list[float] | None = None
     reward_workers: int = 0  # >0: score in rewardkit's process pool
     reward_timeout: float | None = None
@@ -197,6 +198,7 @@ class RunConfig(_Section):
     report_to: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])
     save_merged: bool = True
     progress: bool = True
+    collapse_warning_steps: int = 3  # warn once after this many steps with no reward variance (0: never)
     backend: str = "rewardkit"  # rewardkit | trl
 
 
@@ -505,6 +507,12 @@ def _dropout(name: str, value: Any) -> Any:
     return value
 
 
+def _options(name: str, value: Any) -> Any:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise invalid_argument(name, value, "must be a table of keyword options")
+    return dict(value)
+
+
 def _positive_or_none(name: str, value: Any) -> Any:
     if value is not None and value <= 0:
         raise invalid_argument(name, value, "must be > 0 or None")
@@ -519,7 +527,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "dataset": _text, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
     "max_prompt_length": _integer(1), "eval_max_completion_length": _eval_length,
     # scoring
-    "reward": _reward, "reward_weights": _weights, "reward_workers": _integer(0), "reward_timeout": _positive_or_none,
+    "reward": _reward, "reward_options": lambda n, v: _options(n, v), "reward_weights": _weights, "reward_workers": _integer(0), "reward_timeout": _positive_or_none,
     # grpo
     "num_generations": _num_generations, "max_completion_length": _integer(1), "temperature": _number(),
     "top_p": _top_p, "top_k": _integer(0), "beta": _number(allow_zero=True), "epsilon": _epsilon,
@@ -537,6 +545,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     # sft
     "sft_steps": _integer(0), "sft_learning_rate": _number(), "sft_examples": _integer(1),
     "sft_targets": _choice("gold", "self"),
+    "collapse_warning_steps": _integer(0),
     # run
     "logging_steps": _integer(1), "num_threads": _positive_or_none, "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
     "report_to": _report_to, "backend": _choice("rewardkit", "trl"),

@@ -16,9 +16,10 @@ from rewardkit.specs import resolve_rubric
 __all__ = ["build_rubric", "score_rollout", "correct_part", "format_part"]
 
 
-def build_rubric(reward: Any, weights: Sequence[float] | None = None) -> Rubric:
-    """The run's Rubric: ``reward`` resolved, errors naming the ``reward`` setting."""
-    return resolve_rubric(reward, weights=weights, field="reward")
+def build_rubric(reward: Any, weights: Sequence[float] | None = None, options: dict | None = None) -> Rubric:
+    """The run's Rubric: ``reward`` resolved (``options`` to its factory), errors naming
+    the ``reward`` setting."""
+    return resolve_rubric(reward, options or None, weights=weights, field="reward")
 
 
 def score_rollout(rubric: Any, texts: Sequence[str], prompts: Sequence[Any], rows: Sequence[dict],

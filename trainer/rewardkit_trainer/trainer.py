@@ -24,6 +24,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .build import build_engine, build_optimizer, lr_factor, seed_everything
+from .collapse import CollapseWatch
 from .config import GRPOConfig
 from .data import PromptSampler, encode_prompt, load_rows, split
 from .evaluate import eval_options, evaluate, print_eval
@@ -50,7 +51,8 @@ class GRPOTrainer:
         if model is None:
             model, tokenizer = load_model(c.policy, device=self.device)
         self.model, self.tokenizer = model, tokenizer
-        self.rubric = build_rubric(rubric if rubric is not None else c.scoring.reward, c.scoring.reward_weights)
+        self.rubric = build_rubric(rubric if rubric is not None else c.scoring.reward, c.scoring.reward_weights,
+                                   c.scoring.reward_options)
         if train_rows is None:
             train_rows, eval_rows = split(load_rows(c.data), c.data.eval_size)
         self.train_rows, self.eval_rows = train_rows, eval_rows or []
@@ -65,6 +67,7 @@ class GRPOTrainer:
         self.logger = RunLogger(c.run.output_dir, c.run.report_to)
         self.history: list[dict[str, Any]] = []
         self.after_sft: dict[str, float] | None = None
+        self.collapse = CollapseWatch(c.run.collapse_warning_steps, output_dir=c.run.output_dir)
 
     def encode_prompt(self, messages: Any) -> list[int]:
         return encode_prompt(self.tokenizer, messages, self.config.data.max_prompt_length)
@@ -237,6 +240,7 @@ class GRPOTrainer:
         bar = progress_bar(run.progress, max_steps, self.step)
         while self.step < max_steps:
             metrics = self.train_step()
+            self.collapse.update(self.step, metrics)  # says once if no group had any reward variance
             self.history.append({"step": self.step, "reward": metrics["reward/mean"]})
             if self.step % run.logging_steps == 0 or self.step == max_steps:
                 self.logger.log(self.step, metrics)

@@ -68,7 +68,7 @@ def train_with_trl(config: GRPOConfig, *, model: Any = None, tokenizer: Any = No
     seed_everything(c.run)
     if model is None:
         model, tokenizer = load_model(c.replace(use_peft=False).policy)  # TRL wraps it with peft itself
-    rubric = build_rubric(rubric if rubric is not None else c.reward, c.reward_weights)
+    rubric = build_rubric(rubric if rubric is not None else c.reward, c.reward_weights, c.reward_options)
     if train_rows is None:
         train_rows, eval_rows = split(load_rows(c.data), c.eval_size)
     funcs, weights = rubric.reward_funcs()
