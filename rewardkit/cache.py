@@ -46,7 +46,7 @@ _SIMPLE = (str, int, float, bool, type(None))
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 
