@@ -7,7 +7,7 @@ Set-up (seeding, optimizer, engine) is in ``build.py``, evaluation in ``evaluate
 the SFT warm start in ``sft.py``; ``launch.train`` picks this loop or TRL's.
 
 What it leaves out on purpose (compared with TRL's GRPOTrainer): multi-GPU/DeepSpeed,
-liger/unsloth patches, entropy masking, reward models.
+liger/unsloth patches, entropy masking. (Reward models are rubric parts: `rewardkit.reward_model`.)
 """
 
 from __future__ import annotations
