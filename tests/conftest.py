@@ -31,3 +31,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
         if "vllm" in item.keywords and not has_vllm and not in_ci:
             item.add_marker(pytest.mark.skip(reason="vllm is not installed (bash scripts/setup.sh --dev)"))
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """vLLM's OpenAI-compatible server on SmolLM2-135M at 127.0.0.1, once per session."""
+    pytest.importorskip("vllm")
+    from vllm_server import VLLMServer, smollm2_folder  # tests/ is on sys.path (no __init__.py)
+
+    folder = smollm2_folder(tmp_path_factory.mktemp("smollm2-hf"))
+    server = VLLMServer(folder, wait=300)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def warm_math():
+    """Math workers started and answering before a module's first verdict: a cold start
+    counts against each call's timeout (by design), and on a loaded machine it can take
+    longer than the default 5 s."""
+    from rewardkit.verifiers.math import math_verdict
+
+    math_verdict("x + 1", "1 + x", timeout=120)  # needs sympy: waits until a worker is up

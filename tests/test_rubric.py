@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from rewardkit import completion_text, InvalidArgument, Part, Rubric, RubricResult, Score, Scorer, Status
 
+pytestmark = pytest.mark.usefixtures("warm_math")
+
 
 class Const:
     """Picklable plain part: always returns ``value``."""

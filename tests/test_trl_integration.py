@@ -62,7 +62,7 @@ def _model(vocab_size):
     return LlamaForCausalLM(config)
 
 
-def _train(tmp_path, reward_funcs, weights=None):
+def _train(tmp_path, reward_funcs, weights=None, **extra):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -71,7 +71,7 @@ def _train(tmp_path, reward_funcs, weights=None):
     args = GRPOConfig(
         output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=1, logging_steps=1,
         per_device_train_batch_size=4, num_generations=2, max_completion_length=6,
-        save_strategy="no", learning_rate=1e-3, seed=0, reward_weights=weights,
+        save_strategy="no", learning_rate=1e-3, seed=0, reward_weights=weights, **extra,
     )
     trainer = GRPOTrainer(
         model=_model(len(tok)), reward_funcs=reward_funcs, args=args,
@@ -110,3 +110,29 @@ def test_rubric_reward_funcs_log_each_part(tmp_path):
     assert 0.0 < logs["rewards/short/mean"] <= 1.0
     weighted = logs["rewards/digit/mean"] + 2 * logs["rewards/contains/mean"]
     assert logs["reward"] == pytest.approx(weighted, abs=1e-5)
+
+
+async def async_contains(text, answer):
+    """An async plain part (a judge's shape): awaited by the rubric."""
+    import asyncio
+
+    await asyncio.sleep(0.01)
+    return answer in text
+
+
+def test_async_part_and_normalize_then_sum_in_trl(tmp_path):
+    rubric = Rubric([Part("digit", HasDigit(), 1.0), Part("contains", async_contains, 2.0)], name="arith")
+    funcs, weights = rubric.reward_funcs()
+    logs = _train(tmp_path, funcs, weights, multi_objective_aggregation="normalize_then_sum")
+    assert 0.0 <= logs["rewards/contains/mean"] <= 1.0  # scored, not an error's 0.0 from a coroutine
+    weighted = logs["rewards/digit/mean"] + 2 * logs["rewards/contains/mean"]
+    assert logs["reward"] == pytest.approx(weighted, abs=1e-5)
+    # and as one callable (TRL calls it from its own thread while no loop runs)
+    logs = _train(tmp_path, rubric)
+    assert "rewards/arith/contains/mean" in logs
+
+
+def test_async_part_would_have_been_an_error_without_awaiting():
+    """Guards the test above: the coroutine is not silently truthy."""
+    (result,) = Rubric({"c": async_contains}).score_batch(["x 2"], answer=["2"])
+    assert result.parts["c"].value == 1.0 and str(result.parts["c"].status) == "ok"

@@ -214,6 +214,15 @@ class MathEquivalence(Verifier):
         value = self.correct_reward if status == "ok" else self.wrong_reward
         return Score(value, Status(status), answer, reason)
 
+    def cache_text(self, text: str, **columns: Any) -> str:
+        """The extracted answer: completions that end in the same answer share a verdict
+        (the verdict reads nothing else of the text). The whole text when none is found."""
+        try:
+            answer = value_text(self.extractor(text))[0]
+        except Exception:  # noqa: BLE001 - the verdict will say why; key by the text
+            return text
+        return text if answer is None else "\x00answer\x00" + answer
+
     @staticmethod
     def warm() -> None:
         """Start the sympy workers now (1-2 s each, in parallel) instead of on first need,

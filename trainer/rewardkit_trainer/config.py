@@ -112,6 +112,8 @@ class RewardConfig(_Section):
     reward_weights: list[float] | None = None
     reward_workers: int = 0  # >0: score in rewardkit's process pool
     reward_timeout: float | None = None
+    multi_objective_aggregation: str = "sum_then_normalize"  # or normalize_then_sum (TRL's names)
+    reward_cache: str | None = None  # None | "memory" | a sqlite path: rewardkit's verification cache
 
     def _check_together(self) -> None:
         if self.reward_weights is not None and isinstance(self.reward, list) and len(self.reward_weights) != len(self.reward):
@@ -134,6 +136,8 @@ class GRPOParams(_Section):
     scale_rewards: str = "group"
     num_iterations: int = 1
     mask_truncated_completions: bool = False
+    dynamic_sampling: bool = False  # DAPO: drop zero-variance groups, refill from new prompts
+    max_num_gen_batches: int = 4  # draws per step at most, the first included (verl's name)
 
     @property
     def clip_high(self) -> float:
@@ -513,6 +517,12 @@ def _options(name: str, value: Any) -> Any:
     return dict(value)
 
 
+def _reward_cache(name: str, value: Any) -> Any:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise invalid_argument(name, value, "must be None, 'memory' or a sqlite file path")
+    return value
+
+
 def _positive_or_none(name: str, value: Any) -> Any:
     if value is not None and value <= 0:
         raise invalid_argument(name, value, "must be > 0 or None")
@@ -527,7 +537,10 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "dataset": _text, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
     "max_prompt_length": _integer(1), "eval_max_completion_length": _eval_length,
     # scoring
-    "reward": _reward, "reward_options": lambda n, v: _options(n, v), "reward_weights": _weights, "reward_workers": _integer(0), "reward_timeout": _positive_or_none,
+    "reward": _reward, "reward_options": lambda n, v: _options(n, v), "reward_weights": _weights,
+    "reward_workers": _integer(0), "reward_timeout": _positive_or_none,
+    "multi_objective_aggregation": _choice("sum_then_normalize", "normalize_then_sum"), "reward_cache": _reward_cache,
+    "max_num_gen_batches": _integer(1),
     # grpo
     "num_generations": _num_generations, "max_completion_length": _integer(1), "temperature": _number(),
     "top_p": _top_p, "top_k": _integer(0), "beta": _number(allow_zero=True), "epsilon": _epsilon,
@@ -554,6 +567,9 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
 
 def _check_across(cfg: GRPOConfig) -> None:
     """Checks that tie fields of different sections together."""
+    if cfg.grpo.dynamic_sampling and cfg.run.backend == "trl":
+        raise invalid_argument("dynamic_sampling", True, "is not available with backend='trl' (TRL has no "
+                               "dynamic sampling); use backend='rewardkit'")
     if cfg.optim.gradient_accumulation_steps != 1 and cfg.run.backend == "rewardkit":
         # one rewardkit step already accumulates over all its micro-batches; silently
         # ignoring a TRL habit would change the batch size the user thinks they have

@@ -11,15 +11,21 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from rewardkit import Rubric
+from rewardkit.cache import as_cache
 from rewardkit.specs import resolve_rubric
 
 __all__ = ["build_rubric", "score_rollout", "correct_part", "format_part"]
 
 
-def build_rubric(reward: Any, weights: Sequence[float] | None = None, options: dict | None = None) -> Rubric:
-    """The run's Rubric: ``reward`` resolved (``options`` to its factory), errors naming
-    the ``reward`` setting."""
-    return resolve_rubric(reward, options or None, weights=weights, field="reward")
+def build_rubric(reward: Any, weights: Sequence[float] | None = None, options: dict | None = None,
+                 cache: str | None = None) -> Rubric:
+    """The run's Rubric: ``reward`` resolved (``options`` to its factory), errors naming the
+    ``reward`` setting; ``cache`` ("memory" or a sqlite path, the ``reward_cache`` setting)
+    memoizes verdicts."""
+    rubric = resolve_rubric(reward, options or None, weights=weights, field="reward")
+    if cache is not None:
+        rubric.cache = as_cache(True if cache == "memory" else cache, "reward_cache")
+    return rubric
 
 
 def score_rollout(rubric: Any, texts: Sequence[str], prompts: Sequence[Any], rows: Sequence[dict],

@@ -7,7 +7,7 @@ Set-up (seeding, optimizer, engine) is in ``build.py``, evaluation in ``evaluate
 the SFT warm start in ``sft.py``; ``launch.train`` picks this loop or TRL's.
 
 What it leaves out on purpose (compared with TRL's GRPOTrainer): multi-GPU/DeepSpeed,
-liger/unsloth patches, entropy masking, reward models.
+liger/unsloth patches, entropy masking. (Reward models are rubric parts: `rewardkit.reward_model`.)
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from .aggregation import aggregate_rewards
 from .build import build_engine, build_optimizer, lr_factor, seed_everything
 from .collapse import CollapseWatch
 from .config import GRPOConfig
 from .data import PromptSampler, encode_prompt, load_rows, split
+from .dynamic_sampling import Draw, fill_groups
 from .evaluate import eval_options, evaluate, print_eval
 from .logprobs import pad_rows, reference_logprobs, sequence_logprobs
 from .losses import LOSSES, group_advantages, importance_weights, sampling_metrics
@@ -52,7 +54,7 @@ class GRPOTrainer:
             model, tokenizer = load_model(c.policy, device=self.device)
         self.model, self.tokenizer = model, tokenizer
         self.rubric = build_rubric(rubric if rubric is not None else c.scoring.reward, c.scoring.reward_weights,
-                                   c.scoring.reward_options)
+                                   c.scoring.reward_options, c.scoring.reward_cache)
         if train_rows is None:
             train_rows, eval_rows = split(load_rows(c.data), c.data.eval_size)
         self.train_rows, self.eval_rows = train_rows, eval_rows or []
@@ -76,31 +78,42 @@ class GRPOTrainer:
     def train_step(self) -> dict[str, Any]:
         c, g = self.config.grpo, self.config.grpo.num_generations
         t0 = time.perf_counter()
-        # 1. rollout: G completions for each of this step's prompts
-        rows = [self.train_rows[i] for i in self.sampler.take(self.config.optim.prompts_per_step)]
-        prompt_ids = [self.encode_prompt(r["prompt"]) for r in rows]
-        params = SamplingParams(num_generations=g, max_completion_length=c.max_completion_length,
-                                temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-                                seed=self.config.run.seed * 100_003 + self.step)
-        self.engine.wake_up()
-        rollout = self.engine.generate(prompt_ids, params)
-        self.engine.sleep()
-        # 2. rewards: the rubric scores every completion against its row
-        grouped_rows = [r for r in rows for _ in range(g)]
-        totals, results = score_rollout(self.rubric, rollout.texts, [r["prompt"] for r in grouped_rows],
-                                        grouped_rows, workers=self.config.scoring.reward_workers,
-                                        timeout=self.config.scoring.reward_timeout)
+        # 1-3. rollout, rewards, advantages; with dynamic sampling, zero-variance groups are
+        # replaced by groups from new prompts (dynamic_sampling.py)
+        batch, sampling = fill_groups(self._draw, self.config.optim.prompts_per_step, g, enabled=c.dynamic_sampling,
+                                      max_num_gen_batches=c.max_num_gen_batches)
+        rows, prompt_ids, rollout, totals, results = batch.rows, batch.prompt_ids, batch.rollout, batch.totals, batch.results
         rewards = torch.tensor(totals, dtype=torch.float32)
-        # 3. advantages: each reward against its group's
-        adv = group_advantages(rewards, g, c.scale_rewards)
+        adv = group_advantages(batch.rewards, g, c.scale_rewards)
         # 4-5. loss and optimizer step(s); then the engine follows the new weights
         prompts_rep = [p for p in prompt_ids for _ in range(g)]
         loss_metrics = self._optimize(prompts_rep, rollout, adv)
         self.engine.update_weights(self.model)
         self.step += 1
         metrics = self._metrics(rollout, rewards, results, loss_metrics, time.perf_counter() - t0)
+        metrics.update(sampling)  # frac_reward_zero_std as drawn, before any filtering
+        if self.rubric.cache is not None:
+            metrics["reward_cache/hit_rate"] = self.rubric.cache.hit_rate
         self._log_samples(rows, rollout, totals, results)
         return metrics
+
+    def _draw(self, num_prompts: int, index: int) -> Draw:
+        """G completions for each of ``num_prompts`` new prompts, scored (steps 1-2)."""
+        c, g = self.config.grpo, self.config.grpo.num_generations
+        rows = [self.train_rows[i] for i in self.sampler.take(num_prompts)]
+        prompt_ids = [self.encode_prompt(r["prompt"]) for r in rows]
+        params = SamplingParams(num_generations=g, max_completion_length=c.max_completion_length,
+                                temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
+                                seed=self.config.run.seed * 100_003 + self.step + index * 1_000_003)
+        self.engine.wake_up()
+        rollout = self.engine.generate(prompt_ids, params)
+        self.engine.sleep()
+        grouped_rows = [r for r in rows for _ in range(g)]
+        s = self.config.scoring
+        totals, results = score_rollout(self.rubric, rollout.texts, [r["prompt"] for r in grouped_rows],
+                                        grouped_rows, workers=s.reward_workers, timeout=s.reward_timeout)
+        rewards = aggregate_rewards(self.rubric, results, g, s.multi_objective_aggregation)
+        return Draw(rows, prompt_ids, rollout, totals, results, rewards)
 
     def _optimize(self, prompts_rep, rollout, adv) -> dict[str, float]:
         c, r = self.config.grpo, self.config.rollout

@@ -8,7 +8,9 @@ evaluation before and after uses our evaluator on the same model.
 Mapping notes: ``gspo`` becomes TRL's ``loss_type="grpo"`` with
 ``importance_sampling_level="sequence"``; ``prompts_per_step * num_generations``
 completions make one optimizer step (TRL's ``generation_batch_size``); TRL's own vLLM
-and importance-sampling options are left at TRL's defaults (``use_vllm=False``).
+and importance-sampling options are left at TRL's defaults (``use_vllm=False``);
+``multi_objective_aggregation`` passes through (TRL's own normalization, see
+``aggregation.py``). ``dynamic_sampling`` has no TRL counterpart (TRL #3708) and is refused.
 Limits: no resume through this path, no SFT warm start.
 """
 
@@ -55,6 +57,7 @@ def trl_args(config: GRPOConfig) -> Any:
         importance_sampling_level="sequence" if c.loss_type == "gspo" else "token",
         gradient_checkpointing=c.gradient_checkpointing, disable_tqdm=not c.progress,
         bf16=c.dtype == "bfloat16" and torch.cuda.is_available(),
+        multi_objective_aggregation=c.multi_objective_aggregation,
     )
 
 
@@ -68,7 +71,8 @@ def train_with_trl(config: GRPOConfig, *, model: Any = None, tokenizer: Any = No
     seed_everything(c.run)
     if model is None:
         model, tokenizer = load_model(c.replace(use_peft=False).policy)  # TRL wraps it with peft itself
-    rubric = build_rubric(rubric if rubric is not None else c.reward, c.reward_weights, c.reward_options)
+    rubric = build_rubric(rubric if rubric is not None else c.reward, c.reward_weights, c.reward_options,
+                          c.reward_cache)
     if train_rows is None:
         train_rows, eval_rows = split(load_rows(c.data), c.eval_size)
     funcs, weights = rubric.reward_funcs()
