@@ -63,14 +63,16 @@ def lr_factor(optim: OptimConfig) -> Callable[[int], float]:
     return factor
 
 
-def build_engine(rollout: RolloutConfig, model: Any, tokenizer: Any, *, engine_config: Any = None) -> RolloutEngine:
+def build_engine(rollout: RolloutConfig, model: Any, tokenizer: Any, *, seed: int | None = None,
+                 output_dir: str | None = None, max_model_len: int | None = None) -> RolloutEngine:
     """The rollout engine ``rollout.rollout_engine`` names. On CUDA the built-in static-cache
-    engine (bench/results/grpo_speed.md) unless the architecture is one it refuses;
-    ``engine_config`` is what the vLLM engine reads (lengths, seed, output_dir too)."""
+    engine (bench/results/grpo_speed.md) unless the architecture is one it refuses. The
+    vLLM engine takes the rollout section and the run's ``seed``, ``output_dir`` and
+    ``max_model_len`` (prompt + longest completion)."""
     if resolve_rollout_engine(rollout) == "vllm":
         from .rollout.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model, tokenizer, engine_config if engine_config is not None else rollout)
+        return VLLMEngine(model, tokenizer, rollout, seed=seed, output_dir=output_dir, max_model_len=max_model_len)
     from .rollout.hf import HFEngine
 
     if next(model.parameters()).is_cuda:

@@ -64,7 +64,9 @@ class GRPOTrainer:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         self.optimizer = build_optimizer(c.optim, [p for p in model.parameters() if p.requires_grad])
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(c.optim))
-        self.engine = engine or build_engine(c.rollout, model, tokenizer, engine_config=c)
+        longest = max(c.grpo.max_completion_length, c.data.eval_max_completion_length or 0)
+        self.engine = engine or build_engine(c.rollout, model, tokenizer, seed=c.run.seed, output_dir=c.run.output_dir,
+                                             max_model_len=c.data.max_prompt_length + longest)
         self.step = 0
         self.logger = RunLogger(c.run.output_dir, c.run.report_to)
         self.history: list[dict[str, Any]] = []

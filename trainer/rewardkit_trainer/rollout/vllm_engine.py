@@ -37,6 +37,7 @@ and drops to one thread only while it samples.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -49,6 +50,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from rewardkit.errors import invalid_argument
 
+from ..config import RolloutConfig
 from ..models import export_hf_folder, hf_weights, is_peft, unwrap
 from .base import Rollout, RolloutEngine, SamplingParams, eos_token_ids
 
@@ -79,24 +81,35 @@ def _lora_rank(model: Any) -> int:
 class VLLMEngine(RolloutEngine):
     """Sample rollouts with a colocated ``vllm.LLM`` built from the policy's weights.
 
-    Reads from ``config`` (a GRPOConfig or anything with the same attribute names; all
-    optional): ``vllm_gpu_memory_utilization`` (0.3), ``vllm_enable_sleep_mode`` (False),
-    ``vllm_sleep_level`` (1), ``vllm_lora_sync`` ("merged"), ``max_prompt_length`` and
-    ``max_completion_length`` (the engine's context length), ``output_dir``, ``seed``.
-    ``dtype`` overrides the engine's dtype (default: the policy's, so log-probs match).
-    ``llm_kwargs`` are passed through to ``vllm.LLM``.
+    ``rollout`` is the config's typed rollout section (``RolloutConfig``:
+    ``vllm_gpu_memory_utilization``, ``vllm_enable_sleep_mode``, ``vllm_sleep_level``,
+    ``vllm_lora_sync``); ``seed``, ``output_dir`` (scratch for exported weights) and
+    ``max_model_len`` (prompt + completion tokens) come as arguments. A whole
+    ``GRPOConfig``, or any object with the same flat attribute names, is accepted in place
+    of the section (:meth:`from_config` reads the rest from it). ``dtype`` overrides the
+    engine's dtype (default: the policy's, so log-probs match). ``llm_kwargs`` are passed
+    through to ``vllm.LLM``.
     """
 
     name = "vllm"
 
-    def __init__(self, model: Any, tokenizer: Any, config: Any = None, *, dtype: Any = None,
+    @classmethod
+    def from_config(cls, model: Any, tokenizer: Any, config: Any, **kwargs: Any) -> "VLLMEngine":
+        """The engine for a whole config (a ``GRPOConfig`` or a flat namespace)."""
+        return cls(model, tokenizer, config, **kwargs)
+
+    def __init__(self, model: Any, tokenizer: Any, rollout: Any = None, *, seed: int | None = None,
+                 output_dir: str | None = None, max_model_len: int | None = None, dtype: Any = None,
                  **llm_kwargs: Any) -> None:
-        lora_sync = getattr(config, "vllm_lora_sync", "merged")
-        if lora_sync not in LORA_SYNC_MODES:
-            raise invalid_argument("vllm_lora_sync", lora_sync, f"must be one of {LORA_SYNC_MODES}")
-        sleep_level = getattr(config, "vllm_sleep_level", 1)
-        if sleep_level not in (1, 2):
-            raise invalid_argument("vllm_sleep_level", sleep_level, "must be 1 or 2")
+        if rollout is not None and not isinstance(rollout, RolloutConfig):  # a whole, flat config
+            flat = rollout
+            rollout = RolloutConfig(**{f.name: getattr(flat, f.name) for f in dataclasses.fields(RolloutConfig)
+                                       if hasattr(flat, f.name)})  # fmt: skip
+            seed = getattr(flat, "seed", None) if seed is None else seed
+            output_dir = getattr(flat, "output_dir", None) if output_dir is None else output_dir
+            max_model_len = max_model_len or _wanted_len(flat)
+        rollout = rollout if rollout is not None else RolloutConfig()
+        lora_sync, sleep_level = rollout.vllm_lora_sync, rollout.vllm_sleep_level
         self.tokenizer = tokenizer
         self.is_peft = is_peft(model)
         if self.is_peft:
@@ -105,7 +118,7 @@ class VLLMEngine(RolloutEngine):
                 raise invalid_argument("peft_type", kinds, "must be LoRA (the only adapter the engine can merge or serve)")
         self.lora_sync = lora_sync if self.is_peft else "full"
         self.sleep_level = sleep_level
-        self.seed = getattr(config, "seed", None)
+        self.seed = seed
         self.eos_ids = eos_token_ids(tokenizer, model)
         self.sync_seconds: list[float] = []  # one entry per update_weights call
         self.ignore_eos = False  # benchmarks set it for fixed-length rollouts
@@ -115,11 +128,10 @@ class VLLMEngine(RolloutEngine):
         self._asleep = False
         self._sleeping: set[str] = set()
         self.cuda = cuda = next(model.parameters()).device.type == "cuda"
-        self.sleep_enabled = bool(getattr(config, "vllm_enable_sleep_mode", False)) and cuda
-        if getattr(config, "vllm_enable_sleep_mode", False) and not cuda:
+        self.sleep_enabled = bool(rollout.vllm_enable_sleep_mode) and cuda
+        if rollout.vllm_enable_sleep_mode and not cuda:
             log.warning("vLLM sleep mode needs CUDA; running without it on %s", next(model.parameters()).device)
 
-        output_dir = getattr(config, "output_dir", None)
         # scratch either way (the exported weights, adapters): close() removes it
         if output_dir:
             self._root = Path(output_dir) / "vllm_model"
@@ -128,14 +140,15 @@ class VLLMEngine(RolloutEngine):
         self.llm = None
         try:
             export_hf_folder(model, tokenizer, self._root / "base", merged=self.lora_sync != "adapter")
-            self.llm = self._build_llm(model, config, dtype, cuda, llm_kwargs)
+            self.llm = self._build_llm(model, rollout, max_model_len, dtype, cuda, llm_kwargs)
             if self.lora_sync == "adapter":
                 self._save_adapter(model)
         except BaseException:
             self.close()  # leave no exported weights behind
             raise
 
-    def _build_llm(self, model: Any, config: Any, dtype: Any, cuda: bool, extra: dict) -> Any:
+    def _build_llm(self, model: Any, rollout: RolloutConfig, max_model_len: int | None, dtype: Any, cuda: bool,
+                   extra: dict) -> Any:
         # colocated: in-process engine so that weight sync passes tensors by reference
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         if not cuda:
@@ -144,7 +157,7 @@ class VLLMEngine(RolloutEngine):
         import vllm
 
         base = unwrap(model)
-        self.max_model_len = int(extra.get("max_model_len") or _max_model_len(base, config))
+        self.max_model_len = int(extra.get("max_model_len") or _max_model_len(base, max_model_len))
         self.vocab_size = int(base.config.vocab_size)
         kwargs: dict[str, Any] = dict(
             model=str(self._root / "base"),
@@ -161,7 +174,7 @@ class VLLMEngine(RolloutEngine):
             # whose prompts exceed max_num_batched_tokens crashed. Whole prefills only.
             kwargs["enable_chunked_prefill"] = False
         if cuda:
-            kwargs["gpu_memory_utilization"] = float(getattr(config, "vllm_gpu_memory_utilization", 0.3))
+            kwargs["gpu_memory_utilization"] = float(rollout.vllm_gpu_memory_utilization)
             kwargs["enable_sleep_mode"] = self.sleep_enabled
         if self.lora_sync == "adapter":
             kwargs.update(enable_lora=True, max_lora_rank=_lora_rank(model), max_loras=1)
@@ -330,12 +343,16 @@ class VLLMEngine(RolloutEngine):
         shutil.rmtree(self._root, ignore_errors=True)
 
 
-def _max_model_len(model: Any, config: Any) -> int:
+def _wanted_len(config: Any) -> int | None:
+    """Prompt + the longest completion a flat config asks for (None if it does not say)."""
     prompt = getattr(config, "max_prompt_length", None)
     completion = max(int(getattr(config, "max_completion_length", 0) or 0),
                      int(getattr(config, "eval_max_completion_length", 0) or 0))
+    return int(prompt) + completion if prompt and completion else None
+
+
+def _max_model_len(model: Any, wanted: int | None) -> int:
     limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
-    if prompt and completion:
-        wanted = int(prompt) + int(completion)
+    if wanted:
         return min(wanted, limit) if limit else wanted
     return limit or 4096
