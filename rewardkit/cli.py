@@ -292,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "error (exit 1 if any plugin is broken)")
     p.set_defaults(func=_cmd_plugins)
 
-    p = sub.add_parser("list", help="registered verifiers, scorers and rubrics")
-    p.add_argument("--kind", choices=("verifier", "scorer", "rubric"))
+    p = sub.add_parser("list", help="registered verifiers, scorers, rubrics and trainer backends")
+    p.add_argument("--kind", choices=("verifier", "scorer", "rubric", "backend"))
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_list)
 

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     p.add_argument("--max-steps", type=int, help="override max_steps")
     p.add_argument("--output-dir", help="override output_dir")
-    p.add_argument("--backend", choices=["rewardkit", "trl"], help="override backend")
+    p.add_argument("--backend", help="override backend: rewardkit, trl or any registered backend")
     return p
 
 

@@ -197,7 +197,8 @@ class RunConfig(_Section):
     report_to: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])
     save_merged: bool = True
     progress: bool = True
-    backend: str = "rewardkit"  # rewardkit | trl
+    backend: str = "rewardkit"  # rewardkit | trl | any registered backend (`rewardkit list --kind backend`)
+    backend_options: dict[str, Any] = field(default_factory=dict)  # the backend's own options, passed to it
 
 
 SECTIONS: dict[str, type] = {"policy": ModelConfig, "data": DataConfig, "scoring": RewardConfig,
@@ -511,6 +512,25 @@ def _positive_or_none(name: str, value: Any) -> Any:
     return value
 
 
+def _backend(name: str, value: Any) -> Any:
+    _text(name, value)
+    if value in ("rewardkit", "trl"):  # bundled: always registered, no plugin scan needed
+        return value
+    from .backends import names
+
+    registered = names()  # loads the plugins: a broken one raises PluginError here
+    if value not in registered:
+        raise invalid_argument(name, value, f"is not a registered backend (registered: {', '.join(registered)}); "
+                                            "a backend plugin registers one with register_backends")
+    return value
+
+
+def _backend_options(name: str, value: Any) -> Any:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise invalid_argument(name, value, "must be a table (mapping) of option names to values")
+    return dict(value)
+
+
 _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     # policy
     "model": _text, "dtype": _choice("float32", "bfloat16", "float16"), "lora_r": _integer(1),
@@ -539,7 +559,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "sft_targets": _choice("gold", "self"),
     # run
     "logging_steps": _integer(1), "num_threads": _positive_or_none, "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
-    "report_to": _report_to, "backend": _choice("rewardkit", "trl"),
+    "report_to": _report_to, "backend": _backend, "backend_options": _backend_options,
 }
 
 
