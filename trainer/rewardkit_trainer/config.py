@@ -90,7 +90,8 @@ class ModelConfig(_Section):
 class DataConfig(_Section):
     """Where the prompts come from, how they are encoded, and the held-out split."""
 
-    dataset: str = "reasoning_gym:basic_arithmetic"  # or a .jsonl path
+    # reasoning_gym:<task>, a .jsonl/.json/.parquet/.csv file, a save_to_disk folder, or a datasets.Dataset
+    dataset: Any = "reasoning_gym:basic_arithmetic"
     dataset_size: int = 1000
     dataset_seed: int = 0
     dataset_config: dict[str, Any] = field(default_factory=dict)  # reasoning-gym task options
@@ -447,6 +448,15 @@ def _text(name: str, value: Any) -> Any:
     return value
 
 
+def _dataset(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(name, value)
+    if type(value).__name__ == "Dataset" and hasattr(value, "column_names"):  # datasets.Dataset, unimported here
+        return value
+    raise invalid_argument(name, value, "must be a spec string (reasoning_gym:<task>, a file or folder path) "
+                                        "or a datasets.Dataset")
+
+
 def _num_generations(name: str, value: Any) -> Any:
     _integer(1)(name, value)
     if value < 2:
@@ -536,7 +546,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "model": _text, "dtype": _choice("float32", "bfloat16", "float16"), "lora_r": _integer(1),
     "lora_alpha": _integer(1), "lora_dropout": _dropout, "lora_target_modules": _lora_targets,
     # data
-    "dataset": _text, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
+    "dataset": _dataset, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
     "max_prompt_length": _integer(1), "eval_max_completion_length": _eval_length,
     # scoring
     "reward": _reward, "reward_weights": _weights, "reward_workers": _integer(0), "reward_timeout": _positive_or_none,
