@@ -358,8 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage)."""
+    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage, 3 doctor's severe findings)."""
     args = build_parser().parse_args(argv)
+    from ._origin import problem
+
+    clash = problem()
+    if clash:
+        print(f"rewardkit: warning: {clash}", file=sys.stderr)
     try:
         return args.func(args)
     except (CLIError, RewardkitError) as exc:
