@@ -28,6 +28,7 @@ from .config import GRPOConfig
 from .data import PromptSampler, encode_prompt, load_rows, split
 from .evaluate import eval_options, evaluate, print_eval
 from .logprobs import pad_rows, reference_logprobs, sequence_logprobs
+from .monitors import RunMonitor, sampled_entropy
 from .losses import LOSSES, group_advantages, importance_weights, sampling_metrics
 from .models import load_model, reference_context, save_merged, save_model
 from .report import RunLogger, plot_rewards, progress_bar, write_report
@@ -51,6 +52,7 @@ class GRPOTrainer:
             model, tokenizer = load_model(c.policy, device=self.device)
         self.model, self.tokenizer = model, tokenizer
         self.rubric = build_rubric(rubric if rubric is not None else c.scoring.reward, c.scoring.reward_weights)
+        self.monitor = RunMonitor({p.name: p.weight for p in self.rubric.parts})
         if train_rows is None:
             train_rows, eval_rows = split(load_rows(c.data), c.data.eval_size)
         self.train_rows, self.eval_rows = train_rows, eval_rows or []
@@ -181,7 +183,12 @@ class GRPOTrainer:
             if vals:
                 m[f"rewards/{name}/mean"] = float(np.mean(vals))
                 m[f"rewards/{name}/std"] = float(np.std(vals))
+        entropy = sampled_entropy(rollout.logprobs)
+        if entropy is not None:
+            m["entropy/sampled"] = entropy
         m.update(loss_metrics)
+        for name in self.monitor.update(self.step, m):
+            m[f"monitor/{name}"] = 1.0
         return m
 
     def _log_samples(self, rows, rollout, totals, results) -> None:
