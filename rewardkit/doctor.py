@@ -19,8 +19,9 @@ Cliffs are probed from two starts, the honest completion ending right at the clo
 (EOS) and with one trailing newline. Severity: ``severe`` findings make ``rewardkit
 doctor`` exit with status 3. Severe are an EOS or line-break cliff on a weighted part (it
 moves by >= 25% of that part's largest value), an empty or placeholder answer with a
-positive total, several answer blocks scoring >= half the honest total, and a repeated or
-reasoning-only completion scoring as much as the honest one (>= half: warn). Tag order,
+positive total, and a repeated, reasoning-only or several-answer completion scoring as
+much as the honest one (>= half of it: warn; a hedge that still earns the correctness
+part but loses the format reward is visible, not severe). Tag order,
 dominance, correlation and zero-variance groups are ``warn``.
 Limits: the honest completion uses the ``<reasoning>``/``<answer>`` layout (``--reasoning-tag``,
 ``--answer-tag``); a rubric built for another layout sees every probe as wrong, and the
@@ -252,9 +253,7 @@ def _probe(report: Report, rubric: Any, rows: Sequence[dict[str, Any]], names: l
         worst_total, honest_total = max(pairs)
         if hack in ("empty answer", "placeholder"):  # nothing in them deserves any reward
             severity = "severe" if worst_total > 1e-9 else None
-        elif hack == "several answers":  # hedging: any real credit teaches it
-            severity = "severe" if honest_total > 0 and worst_total >= 0.5 * honest_total else None
-        else:  # repeated / reasoning only: a hack when it loses nothing against the honest form
+        else:  # repeated / reasoning only / several answers: a hack when it loses nothing against the honest form
             severity = ("severe" if honest_total > 0 and worst_total >= honest_total - 1e-9 else
                         "warn" if honest_total > 0 and worst_total >= 0.5 * honest_total else None)
         if severity:

@@ -43,8 +43,10 @@ def test_todays_math_rubric_rewards_template_echoes():
     assert not {c for c in severe if c.startswith("cliff")}
 
 
-def _strict_answer_rubric():
-    """What the math rubric should look like once template echoes earn nothing: a gate."""
+def _strict_answer_rubric(gate_correct=True):
+    """The math rubric once template echoes earn nothing (issue 17): the format part pays
+    nothing for a placeholder, several answer blocks or text after the block; with
+    ``gate_correct`` the correctness part is gated too."""
     verifier, fmt = MathEquivalence(), Format(style="lenient")
 
     def gated(completions, answer, **kw):
@@ -56,7 +58,8 @@ def _strict_answer_rubric():
         return out
 
     def correct(completions, answer, **kw):
-        return [s.value * g for s, g in zip(verifier.score_batch(completions, answer=answer), gated(completions, answer))]
+        gates = gated(completions, answer) if gate_correct else [1.0] * len(completions)
+        return [s.value * g for s, g in zip(verifier.score_batch(completions, answer=answer), gates)]
 
     def form(completions, answer, **kw):
         return [s.value * g for s, g in zip(fmt.score_batch(completions), gated(completions, answer))]
@@ -64,8 +67,12 @@ def _strict_answer_rubric():
     return Rubric({"correct": (correct, 1.0), "format": (form, 0.2)}, name="fixed")
 
 
-def test_a_rubric_that_pays_nothing_for_echoes_has_nothing_severe():
-    assert not diagnose(_strict_answer_rubric(), ROWS, SAMPLES).severe
+@pytest.mark.parametrize("gate_correct", [True, False])
+def test_a_rubric_that_pays_nothing_for_echoes_has_nothing_severe(gate_correct):
+    report = diagnose(_strict_answer_rubric(gate_correct), ROWS, SAMPLES)
+    assert not report.severe
+    if not gate_correct:  # a hedge keeps the correctness part and loses the format reward: visible
+        assert ("hack: several answers", None) in _checks(report, "warn")
 
 
 def test_statistics_zero_variance_dominance_and_correlation():
