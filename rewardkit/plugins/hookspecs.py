@@ -2,6 +2,8 @@
 
 Each hook receives a ``register`` callback, ``register(name, factory, *, description="")``;
 ``factory(**options)`` must build a new component (or rubric) each time it is called.
+``register_backends`` is the exception: its second argument is an import path
+``"module:function"``, imported only when a job runs on that backend.
 """
 
 from __future__ import annotations
@@ -32,3 +34,12 @@ def register_scorers(register: Register) -> None:
 @hookspec
 def register_rubrics(register: Register) -> None:
     """Register rubrics (weighted sets of verifiers and scorers) by name."""
+
+
+@hookspec
+def register_backends(register: Register) -> None:
+    """Register trainer backends: ``register(name, "module:function", description=...)``.
+
+    The function is called as ``function(config, *, options, resume, **prepared)`` with the
+    trainer's config, the config's ``backend_options`` table and the prepared rows and rubric.
+    """

@@ -181,9 +181,9 @@ def test_get_rejects_non_string_names(name):
         rewardkit.get(name)
 
 
-def test_hookspecs_are_three_documented_register_hooks():
+def test_hookspecs_are_four_documented_register_hooks():
     names = [n for n in dir(hookspecs) if n.startswith("register_")]
-    assert names == ["register_rubrics", "register_scorers", "register_verifiers"]
+    assert names == ["register_backends", "register_rubrics", "register_scorers", "register_verifiers"]
     for name in names:
         assert getattr(hookspecs, name).__doc__
     pm = plugins.plugin_manager()

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     p.add_argument("--max-steps", type=int, help="override max_steps")
     p.add_argument("--output-dir", help="override output_dir")
-    p.add_argument("--backend", choices=["rewardkit", "trl"], help="override backend")
+    p.add_argument("--backend", help="override backend: rewardkit, trl or any registered backend")
     return p
 
 
@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if bool(args.demo) == bool(args.config):
         _parser().error("give exactly one of CONFIG or --demo")
+    ours = _check_rewardkit()
+    if ours is not None:
+        print(f"rewardkit-train: error: {ours}", file=sys.stderr)
+        return 2
     from rewardkit.errors import RewardkitError
 
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("output_dir", args.output_dir),
@@ -58,6 +62,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"rewardkit-train: done in {result.get('seconds', 0):.0f} s; outputs in {result.get('output_dir')}")
     return 0
+
+
+def _check_rewardkit() -> str | None:
+    """An error when the importable ``rewardkit`` is not the SDK this trainer needs (a
+    name clash: see ``rewardkit._origin``); a clash that leaves ours in place is a warning."""
+    try:
+        from rewardkit import _origin
+        from rewardkit.plugins import hookspecs
+    except ImportError as exc:
+        import importlib.util
+
+        spec = importlib.util.find_spec("rewardkit")
+        where = spec.origin if spec is not None else "nowhere"
+        return (f"the importable 'rewardkit' ({where}) is not the rewardkit SDK ({exc}); another distribution "
+                "such as harbor-rewardkit installs a package of the same name. Fix: pip uninstall harbor-rewardkit "
+                "rewardkit && pip install rewardkit (or separate virtual environments)")
+    if not hasattr(hookspecs, "register_backends"):
+        return "the installed rewardkit SDK is too old for this trainer (no register_backends hook); upgrade rewardkit"
+    clash = _origin.problem()
+    if clash:
+        print(f"rewardkit-train: warning: {clash}", file=sys.stderr)
+    return None
 
 
 def prepare(config: Any) -> dict[str, Any]:

@@ -90,7 +90,8 @@ class ModelConfig(_Section):
 class DataConfig(_Section):
     """Where the prompts come from, how they are encoded, and the held-out split."""
 
-    dataset: str = "reasoning_gym:basic_arithmetic"  # or a .jsonl path
+    # reasoning_gym:<task>, a .jsonl/.json/.parquet/.csv file, a save_to_disk folder, or a datasets.Dataset
+    dataset: Any = "reasoning_gym:basic_arithmetic"
     dataset_size: int = 1000
     dataset_seed: int = 0
     dataset_config: dict[str, Any] = field(default_factory=dict)  # reasoning-gym task options
@@ -203,7 +204,8 @@ class RunConfig(_Section):
     save_merged: bool = True
     progress: bool = True
     collapse_warning_steps: int = 3  # warn once after this many steps with no reward variance (0: never)
-    backend: str = "rewardkit"  # rewardkit | trl
+    backend: str = "rewardkit"  # rewardkit | trl | any registered backend (`rewardkit list --kind backend`)
+    backend_options: dict[str, Any] = field(default_factory=dict)  # the backend's own options, passed to it
 
 
 SECTIONS: dict[str, type] = {"policy": ModelConfig, "data": DataConfig, "scoring": RewardConfig,
@@ -452,6 +454,15 @@ def _text(name: str, value: Any) -> Any:
     return value
 
 
+def _dataset(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(name, value)
+    if type(value).__name__ == "Dataset" and hasattr(value, "column_names"):  # datasets.Dataset, unimported here
+        return value
+    raise invalid_argument(name, value, "must be a spec string (reasoning_gym:<task>, a file or folder path) "
+                                        "or a datasets.Dataset")
+
+
 def _num_generations(name: str, value: Any) -> Any:
     _integer(1)(name, value)
     if value < 2:
@@ -529,12 +540,31 @@ def _positive_or_none(name: str, value: Any) -> Any:
     return value
 
 
+def _backend(name: str, value: Any) -> Any:
+    _text(name, value)
+    if value in ("rewardkit", "trl"):  # bundled: always registered, no plugin scan needed
+        return value
+    from .backends import names
+
+    registered = names()  # loads the plugins: a broken one raises PluginError here
+    if value not in registered:
+        raise invalid_argument(name, value, f"is not a registered backend (registered: {', '.join(registered)}); "
+                                            "a backend plugin registers one with register_backends")
+    return value
+
+
+def _backend_options(name: str, value: Any) -> Any:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise invalid_argument(name, value, "must be a table (mapping) of option names to values")
+    return dict(value)
+
+
 _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     # policy
     "model": _text, "dtype": _choice("float32", "bfloat16", "float16"), "lora_r": _integer(1),
     "lora_alpha": _integer(1), "lora_dropout": _dropout, "lora_target_modules": _lora_targets,
     # data
-    "dataset": _text, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
+    "dataset": _dataset, "dataset_size": _integer(1), "eval_size": _integer(0), "eval_k": _integer(1),
     "max_prompt_length": _integer(1), "eval_max_completion_length": _eval_length,
     # scoring
     "reward": _reward, "reward_options": lambda n, v: _options(n, v), "reward_weights": _weights,
@@ -561,7 +591,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "collapse_warning_steps": _integer(0),
     # run
     "logging_steps": _integer(1), "num_threads": _positive_or_none, "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
-    "report_to": _report_to, "backend": _choice("rewardkit", "trl"),
+    "report_to": _report_to, "backend": _backend, "backend_options": _backend_options,
 }
 
 

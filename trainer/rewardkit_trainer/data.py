@@ -1,12 +1,16 @@
-"""Datasets: reasoning-gym tasks generated offline, JSONL files, or a ``datasets.Dataset``.
+"""Datasets: reasoning-gym tasks generated offline, files, saved folders, or a ``datasets.Dataset``.
 
 Every source becomes a list of row dicts with a ``prompt`` (chat messages) plus the
-original columns (the answer column is what verifiers read). ``split`` carves a held-out
-evaluation set off the end, so training never sees it.
+original columns (the answer column is what verifiers read; every column reaches the
+rubric's parts as a keyword argument, as in TRL). ``split`` carves a held-out evaluation
+set off the end, so training never sees it.
 
-Spec strings: ``"reasoning_gym:<task>"`` (options from ``dataset_config``, e.g.
-``{"min_terms": 2, "max_terms": 2}``), or a path ending in ``.jsonl``.
-Limits: rows are held in memory; no streaming.
+``dataset`` takes: ``"reasoning_gym:<task>"`` (options from ``dataset_config``, e.g.
+``{"min_terms": 2, "max_terms": 2}``); a ``.jsonl`` file (read here, errors name the line);
+a ``.parquet``, ``.csv`` or ``.json`` file (read through ``datasets``); a folder written by
+``datasets.Dataset.save_to_disk`` (a saved ``DatasetDict`` gives its ``train`` split); or,
+from Python, a ``datasets.Dataset`` itself.
+Limits: rows are held in memory; no streaming; no hub names (nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import random
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from rewardkit.errors import invalid_argument
+from rewardkit.errors import InvalidArgument, invalid_argument
 
 __all__ = ["SYSTEM_PROMPT", "load_rows", "build_prompt", "encode_prompt", "split", "check_columns", "PromptSampler"]
 
@@ -30,13 +34,43 @@ def load_rows(config: Any) -> list[dict[str, Any]]:
     """Rows for ``config.dataset`` with a chat ``prompt`` column added."""
     spec = config.dataset
     total = config.dataset_size + config.eval_size
-    if spec.startswith("reasoning_gym:"):
+    if not isinstance(spec, str):  # a datasets.Dataset (DataConfig checked it)
+        rows: Any = spec
+    elif spec.startswith("reasoning_gym:"):
         rows = _reasoning_gym(spec.split(":", 1)[1], total, config.dataset_seed, dict(config.dataset_config))
     elif spec.endswith(".jsonl"):
         rows = _jsonl(Path(spec))
+    elif Path(spec).suffix.lower() in _READERS or Path(spec).is_dir():
+        rows = _with_datasets(Path(spec))
     else:
-        raise invalid_argument("dataset", spec, "must be 'reasoning_gym:<task>' or a .jsonl path")
+        raise invalid_argument("dataset", spec, "must be 'reasoning_gym:<task>', a .jsonl/.json/.parquet/.csv file, "
+                                                "a folder saved with Dataset.save_to_disk, or a datasets.Dataset")
     return rows_from(rows, config)
+
+
+_READERS = {".parquet": "from_parquet", ".csv": "from_csv", ".json": "from_json"}
+
+
+def _with_datasets(path: Path) -> Any:
+    import datasets
+
+    try:
+        if path.is_dir():
+            data = datasets.load_from_disk(str(path), keep_in_memory=True)
+            if isinstance(data, datasets.DatasetDict):
+                if "train" not in data:
+                    raise invalid_argument("dataset", str(path), f"is a saved DatasetDict without a 'train' split "
+                                                                 f"(has {sorted(data)})")
+                data = data["train"]
+            return data
+        if not path.is_file():
+            raise invalid_argument("dataset", str(path), "is not an existing file")
+        return getattr(datasets.Dataset, _READERS[path.suffix.lower()])(str(path), keep_in_memory=True)
+    except InvalidArgument:
+        raise
+    except Exception as exc:  # pyarrow and datasets raise their own types for broken files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise invalid_argument("dataset", str(path), f"could not be read by datasets: {type(exc).__name__}: {first}") from exc
 
 
 def rows_from(rows: Sequence[Any], config: Any) -> list[dict[str, Any]]:

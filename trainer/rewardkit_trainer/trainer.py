@@ -31,6 +31,7 @@ from .data import PromptSampler, encode_prompt, load_rows, split
 from .dynamic_sampling import Draw, fill_groups
 from .evaluate import eval_options, evaluate, print_eval
 from .logprobs import pad_rows, reference_logprobs, sequence_logprobs
+from .monitors import RunMonitor, sampled_entropy
 from .losses import LOSSES, group_advantages, importance_weights, sampling_metrics
 from .models import load_model, reference_context, save_merged, save_model
 from .report import RunLogger, plot_rewards, progress_bar, write_report
@@ -55,6 +56,7 @@ class GRPOTrainer:
         self.model, self.tokenizer = model, tokenizer
         self.rubric = build_rubric(rubric if rubric is not None else c.scoring.reward, c.scoring.reward_weights,
                                    c.scoring.reward_options, c.scoring.reward_cache)
+        self.monitor = RunMonitor({p.name: p.weight for p in self.rubric.parts})
         if train_rows is None:
             train_rows, eval_rows = split(load_rows(c.data), c.data.eval_size)
         self.train_rows, self.eval_rows = train_rows, eval_rows or []
@@ -199,7 +201,12 @@ class GRPOTrainer:
             if vals:
                 m[f"rewards/{name}/mean"] = float(np.mean(vals))
                 m[f"rewards/{name}/std"] = float(np.std(vals))
+        entropy = sampled_entropy(rollout.logprobs)
+        if entropy is not None:
+            m["entropy/sampled"] = entropy
         m.update(loss_metrics)
+        for name in self.monitor.update(self.step, m):
+            m[f"monitor/{name}"] = 1.0
         return m
 
     def _log_samples(self, rows, rollout, totals, results) -> None:

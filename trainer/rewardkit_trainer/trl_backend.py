@@ -31,11 +31,19 @@ from .models import load_model
 from .rewards import build_rubric
 from .rollout.hf import HFEngine
 
-__all__ = ["train_with_trl", "trl_args"]
+__all__ = ["run", "train_with_trl", "trl_args"]
 
 
-def trl_args(config: GRPOConfig) -> Any:
-    """Build TRL's GRPOConfig from ours."""
+def run(config: GRPOConfig, *, options: dict[str, Any], resume: bool = False, **kwargs: Any) -> dict:
+    """The ``trl`` backend: ``options`` (the config's ``backend_options``) are extra
+    ``trl.GRPOConfig`` fields, set over the ones mapped from our config."""
+    return train_with_trl(config, trl_options=options, **kwargs)
+
+
+def trl_args(config: GRPOConfig, options: dict[str, Any] | None = None) -> Any:
+    """Build TRL's GRPOConfig from ours; ``options`` add or override TRL fields."""
+    import dataclasses
+
     from trl import GRPOConfig as TRLConfig
 
     c = config
@@ -44,7 +52,14 @@ def trl_args(config: GRPOConfig) -> Any:
     while per_step % micro:  # TRL needs whole micro-batches per step
         micro -= 1
     loss_type = "grpo" if c.loss_type == "gspo" else c.loss_type
-    return TRLConfig(
+    options = dict(options or {})
+    known = {f.name for f in dataclasses.fields(TRLConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        from rewardkit.errors import invalid_argument
+
+        raise invalid_argument("backend_options", options, f"has {unknown[0]!r}, which is not a trl.GRPOConfig field")
+    fields = dict(
         output_dir=str(Path(c.output_dir) / "trl"), report_to="none", use_cpu=not torch.cuda.is_available(),
         max_steps=c.max_steps, logging_steps=c.logging_steps, save_strategy="no", seed=c.seed,
         learning_rate=c.learning_rate, weight_decay=c.weight_decay, lr_scheduler_type=c.lr_scheduler_type if
@@ -59,10 +74,12 @@ def trl_args(config: GRPOConfig) -> Any:
         bf16=c.dtype == "bfloat16" and torch.cuda.is_available(),
         multi_objective_aggregation=c.multi_objective_aggregation,
     )
+    return TRLConfig(**{**fields, **options})
 
 
 def train_with_trl(config: GRPOConfig, *, model: Any = None, tokenizer: Any = None, rubric: Any = None,
-                   train_rows: list[dict] | None = None, eval_rows: list[dict] | None = None, **_: Any) -> dict:
+                   train_rows: list[dict] | None = None, eval_rows: list[dict] | None = None,
+                   trl_options: dict[str, Any] | None = None, **_: Any) -> dict:
     from datasets import Dataset
     from trl import GRPOTrainer as TRLTrainer
 
@@ -84,7 +101,7 @@ def train_with_trl(config: GRPOConfig, *, model: Any = None, tokenizer: Any = No
                                  target_modules=list(c.lora_target_modules), task_type="CAUSAL_LM")
     columns = [k for k in train_rows[0] if k != "prompt"]
     data = Dataset.from_list([{"prompt": r["prompt"], **{k: r[k] for k in columns}} for r in train_rows])
-    trainer = TRLTrainer(model=model, reward_funcs=funcs, args=trl_args(c), train_dataset=data,
+    trainer = TRLTrainer(model=model, reward_funcs=funcs, args=trl_args(c, trl_options), train_dataset=data,
                          processing_class=tokenizer, peft_config=peft_config)
     engine = HFEngine(trainer.model, tokenizer)
     encode = partial(encode_prompt, tokenizer, max_length=c.max_prompt_length)
