@@ -1,4 +1,5 @@
-"""``rewardkit-train CONFIG [--resume] [--max-steps N] [--output-dir D]`` and ``--demo``.
+"""``rewardkit-train CONFIG [--resume] [--max-steps N] [--output-dir D]``, ``--demo``, and
+``rewardkit-train doctor CONFIG`` (the rubric doctor on samples from the config's model).
 
 ``--demo`` runs the embedded default config (package data ``data/demo.toml``): a short
 real GRPO run of SmolLM2-135M-Instruct on a reasoning-gym arithmetic task.
@@ -18,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["main", "prepare", "demo_config_path"]
+__all__ = ["main", "doctor", "prepare", "demo_config_path"]
 
 
 def demo_config_path() -> Path:
@@ -36,7 +37,39 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _doctor_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rewardkit-train doctor",
+                                description="the rubric doctor on completions this config's model samples")
+    p.add_argument("config", help="a .toml or .yaml GRPOConfig file ('demo': the embedded one)")
+    p.add_argument("--prompts", type=int, default=8, help="training prompts to sample (x num_generations)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def doctor(argv: Sequence[str]) -> int:
+    """``rewardkit-train doctor CONFIG``: exit 3 on severe findings, 2 on bad configuration."""
+    args = _doctor_parser().parse_args(argv)
+    if args.prompts < 1:
+        _doctor_parser().error(f"--prompts={args.prompts} must be >= 1")
+    from rewardkit.errors import RewardkitError
+
+    try:
+        from .config import load_config
+        from .doctor import print_report, sample_and_diagnose
+
+        config = load_config(demo_config_path() if args.config == "demo" else args.config)
+        report = sample_and_diagnose(config, prepare(config), prompts=args.prompts)
+    except RewardkitError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"rewardkit-train: error: {first}", file=sys.stderr)
+        return 2
+    return print_report(report, args.json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["doctor"]:
+        return doctor(argv[1:])
     args = _parser().parse_args(argv)
     if bool(args.demo) == bool(args.config):
         _parser().error("give exactly one of CONFIG or --demo")
