@@ -79,6 +79,7 @@ class ModelConfig(_Section):
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
     load_in_4bit: bool = False  # QLoRA via bitsandbytes (CUDA only)
+    mixed_precision: str = "no"  # no | bf16: FSDP2's compute dtype under torchrun (fp32 master weights)
     gradient_checkpointing: bool = False
 
     def _check_together(self) -> None:
@@ -198,6 +199,7 @@ class RunConfig(_Section):
     save_merged: bool = True
     progress: bool = True
     backend: str = "rewardkit"  # rewardkit | trl
+    ddp_timeout: float = 1800.0  # seconds a collective may wait under torchrun before the run fails
 
 
 SECTIONS: dict[str, type] = {"policy": ModelConfig, "data": DataConfig, "scoring": RewardConfig,
@@ -539,7 +541,8 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "sft_targets": _choice("gold", "self"),
     # run
     "logging_steps": _integer(1), "num_threads": _positive_or_none, "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
-    "report_to": _report_to, "backend": _choice("rewardkit", "trl"),
+    "report_to": _report_to, "backend": _choice("rewardkit", "trl"), "ddp_timeout": _number(),
+    "mixed_precision": _choice("no", "bf16"),
 }
 
 

@@ -13,6 +13,9 @@ __all__ = ["train"]
 def train(config: GRPOConfig, *, resume: bool = False, **kwargs: Any) -> dict[str, Any]:
     """Run one job end to end; ``kwargs`` (model, tokenizer, rubric, rows) as
     :class:`~rewardkit_trainer.trainer.GRPOTrainer` takes them."""
+    from .distributed import restarted
+
+    resume = resume or restarted()  # torchrun --max-restarts: a restarted worker continues
     if config.run.backend == "trl":
         from .trl_backend import train_with_trl
 

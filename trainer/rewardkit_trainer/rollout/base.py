@@ -11,7 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-__all__ = ["SamplingParams", "Rollout", "RolloutEngine", "eos_token_ids"]
+__all__ = ["SamplingParams", "Rollout", "RolloutEngine", "eos_token_ids", "generate_groups"]
 
 
 def eos_token_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -83,3 +83,21 @@ class RolloutEngine(abc.ABC):
 
     def close(self) -> None:
         """Free everything the engine holds (default: no-op)."""
+
+
+def generate_groups(engine: RolloutEngine, prompt_ids: Sequence[Sequence[int]], params: SamplingParams,
+                    seeds: Sequence[int]) -> Rollout:
+    """One ``generate`` call per prompt, each with its own seed, joined into one Rollout:
+    a group's completions then depend on its prompt and seed only, not on which other
+    prompts share its batch (the distributed loop seeds per group, see distributed.py)."""
+    import dataclasses
+
+    parts = [engine.generate([p], dataclasses.replace(params, seed=s)) for p, s in zip(prompt_ids, seeds)]
+    seconds = sum(float(r.stats.get("seconds", 0.0)) for r in parts)
+    tokens = sum(int(r.stats.get("tokens", sum(len(c) for c in r.completion_ids))) for r in parts)
+    logprobs = None if any(r.logprobs is None for r in parts) else [lp for r in parts for lp in r.logprobs]
+    return Rollout(prompt_ids=[list(p) for p in prompt_ids],
+                   completion_ids=[c for r in parts for c in r.completion_ids],
+                   texts=[t for r in parts for t in r.texts], truncated=[t for r in parts for t in r.truncated],
+                   logprobs=logprobs,
+                   stats={"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / max(seconds, 1e-9)})
