@@ -114,10 +114,16 @@ def lora_two(base):
     return base / "lora2"
 
 
-def test_fsdp_two_ranks_make_the_same_update_as_one(base):
-    _torchrun("--nproc-per-node", "1", config=_config(base, "full1", "full", 3))
+@pytest.fixture(scope="module")
+def full_two(base):
+    """The reference 2-rank full fine-tuning (FSDP2) run, 3 steps."""
     _torchrun("--nproc-per-node", "2", config=_config(base, "full2", "full", 3))
-    _same_update(base / "full1", base / "full2")
+    return base / "full2"
+
+
+def test_fsdp_two_ranks_make_the_same_update_as_one(base, full_two):
+    _torchrun("--nproc-per-node", "1", config=_config(base, "full1", "full", 3))
+    _same_update(base / "full1", full_two)
     from transformers import AutoModelForCausalLM
 
     init = AutoModelForCausalLM.from_pretrained(base / "model").state_dict()
@@ -187,3 +193,28 @@ def test_two_rank_checkpoint_resumes_on_one_rank(base, lora_two):
     for k in a:  # resharded: the same run to float rounding, not bit-exact
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=0), k
     assert torch.load(out / "checkpoint-5" / "meta.pt", weights_only=False)["world_size"] == 1
+
+
+def test_accelerate_launch_runs_the_same_job(base, full_two):
+    pytest.importorskip("accelerate")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rewardkit_trainer",
+           str(_config(base, "accel", "full", 3))]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _same_update(full_two, base / "accel", tol=1e-6)
+    assert torch.load(base / "accel" / "checkpoint-3" / "meta.pt", weights_only=False)["world_size"] == 2
+
+
+def test_one_process_checkpoint_resumes_under_torchrun_for_lora(base):
+    cfg = _config(base, "single", "lora", 3)
+    first = subprocess.run([sys.executable, "-m", "rewardkit_trainer", str(cfg), "--max-steps", "2"], env=_env(),
+                           capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (base / "single" / "checkpoint-2" / "state.pt").is_file()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "rewardkit_trainer",
+           str(cfg), "--resume"]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [r["step"] for r in _metrics(base / "single")] == [1, 2, 3]  # steps 1-2 alone, then 3 on 2 ranks
+    assert torch.load(base / "single" / "checkpoint-3" / "meta.pt", weights_only=False)["world_size"] == 2

@@ -168,7 +168,9 @@ class Parallel:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         self.fsdp = True
-        self._rollout_copy = copy.deepcopy(model).requires_grad_(False)  # decodes without collectives
+        rollout = copy.deepcopy(model).requires_grad_(False)  # decodes without collectives
+        # with bf16 compute the sampler needs no fp32 weights: half the copy's memory
+        self._rollout_copy = rollout.to(torch.bfloat16) if mixed_precision == "bf16" else rollout
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) \
             if mixed_precision == "bf16" else MixedPrecisionPolicy()
         for layer in unwrap(model).model.layers:
