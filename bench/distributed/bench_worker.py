@@ -78,6 +78,18 @@ def main() -> None:
                         output_dir=str(Path(args.out) / "run"), progress=False, report_to=["jsonl"],
                         reward="bench_worker:variety", reward_timeout=60.0, learning_rate=1e-4)
     trainer = GRPOTrainer(config, model=model, tokenizer=tok, train_rows=rows, eval_rows=[])
+    refresh: list[float] = []  # the post-step gather of sharded weights into the rollout copy
+    inner = trainer.parallel.refresh_rollout_model
+
+    def timed(model):
+        t = time.perf_counter()
+        out = inner(model)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        refresh.append(time.perf_counter() - t)
+        return out
+
+    trainer.parallel.refresh_rollout_model = timed
     seconds, tokens = [], []
     for _ in range(args.steps):
         t0 = time.perf_counter()
@@ -86,7 +98,7 @@ def main() -> None:
         tokens.append(m["completion_length/mean"] * args.prompts * args.gens)
     peak_cuda = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     out = {"rank": trainer.parallel.rank, "world_size": trainer.parallel.world_size,
-           "step_seconds": seconds, "completion_tokens": tokens,
+           "step_seconds": seconds, "completion_tokens": tokens, "refresh_seconds": refresh,
            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
            "peak_cuda_gib": peak_cuda}
     Path(args.out, f"rank{trainer.parallel.rank}.json").write_text(json.dumps(out))

@@ -30,6 +30,7 @@ def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "trainer"), str(HERE), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on CPU even where GPUs exist (pytorch #132471)
     return env
 
 
