@@ -79,7 +79,12 @@ def test_a_groups_completions_do_not_depend_on_its_batch():
     both = generate_groups(engine, prompts, params, [11, 12])
     alone = generate_groups(engine, prompts[1:], params, [12])  # as another rank would draw it
     assert both.completion_ids[3:] == alone.completion_ids and len(both.completion_ids) == 6
-    assert both.logprobs[3:] == alone.logprobs and both.stats["tokens"] == sum(map(len, both.completion_ids))
+    # the batched forward pads the shorter prompt, so log-probs agree to float rounding
+    for a, b in zip(both.logprobs[3:], alone.logprobs):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5, rtol=0)
+    assert both.stats["tokens"] == sum(map(len, both.completion_ids))
+    again = generate_groups(engine, prompts, params, [11, 13])  # another seed moves only its own group
+    assert again.completion_ids[:3] == both.completion_ids[:3] and again.completion_ids[3:] != both.completion_ids[3:]
 
 
 def test_a_checkpoint_cut_off_mid_write_is_never_loaded(tmp_path):

@@ -37,6 +37,8 @@ class SamplingParams:
     top_p: float = 1.0
     top_k: int = 0  # 0: off
     seed: int | None = None
+    #: one seed per prompt (engines with ``supports_group_seeds``): each group draws from its own generator
+    group_seeds: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -87,11 +89,15 @@ class RolloutEngine(abc.ABC):
 
 def generate_groups(engine: RolloutEngine, prompt_ids: Sequence[Sequence[int]], params: SamplingParams,
                     seeds: Sequence[int]) -> Rollout:
-    """One ``generate`` call per prompt, each with its own seed, joined into one Rollout:
-    a group's completions then depend on its prompt and seed only, not on which other
-    prompts share its batch (the distributed loop seeds per group, see distributed.py)."""
+    """G completions per prompt, each group sampled from its own seeded generator, so a
+    group's completions depend on its prompt and seed, not on which rank draws it (the
+    distributed loop seeds per group, see distributed.py). Engines that declare
+    ``supports_group_seeds`` (HFEngine) sample the whole batch at once with one generator
+    per group; others get one ``generate`` call per prompt, joined into one Rollout."""
     import dataclasses
 
+    if getattr(engine, "supports_group_seeds", False):  # one batch, one generator per group
+        return engine.generate(prompt_ids, dataclasses.replace(params, seed=None, group_seeds=tuple(seeds)))
     parts = [engine.generate([p], dataclasses.replace(params, seed=s)) for p, s in zip(prompt_ids, seeds)]
     seconds = sum(float(r.stats.get("seconds", 0.0)) for r in parts)
     tokens = sum(int(r.stats.get("tokens", sum(len(c) for c in r.completion_ids))) for r in parts)
