@@ -41,3 +41,8 @@ def tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2, head
 def count_a(prompts=None, completions=None, **kwargs):
     """Toy verifiable reward: share of the letter 'a' in the completion."""
     return [c.count("a") / max(1, len(c)) for c in completions]
+
+
+def variety(prompts=None, completions=None, **kwargs):
+    """Toy reward that varies within every group: distinct characters in the completion."""
+    return [len(set(c)) / 8 for c in completions]

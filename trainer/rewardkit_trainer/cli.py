@@ -14,6 +14,7 @@ usage error), also when the error only shows later (QLoRA without CUDA).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -93,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"rewardkit-train: error: {first}", file=sys.stderr)
         return 2
-    print(f"rewardkit-train: done in {result.get('seconds', 0):.0f} s; outputs in {result.get('output_dir')}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: one line, from rank 0
+        print(f"rewardkit-train: done in {result.get('seconds', 0):.0f} s; outputs in {result.get('output_dir')}")
     return 0
 
 

@@ -79,6 +79,7 @@ class ModelConfig(_Section):
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
     load_in_4bit: bool = False  # QLoRA via bitsandbytes (CUDA only)
+    mixed_precision: str = "no"  # no | bf16: FSDP2's compute dtype under torchrun (fp32 master weights)
     gradient_checkpointing: bool = False
 
     def _check_together(self) -> None:
@@ -206,6 +207,7 @@ class RunConfig(_Section):
     collapse_warning_steps: int = 3  # warn once after this many steps with no reward variance (0: never)
     backend: str = "rewardkit"  # rewardkit | trl | any registered backend (`rewardkit list --kind backend`)
     backend_options: dict[str, Any] = field(default_factory=dict)  # the backend's own options, passed to it
+    ddp_timeout: float = 1800.0  # seconds a collective may wait under torchrun before the run fails
 
 
 SECTIONS: dict[str, type] = {"policy": ModelConfig, "data": DataConfig, "scoring": RewardConfig,
@@ -591,7 +593,8 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "collapse_warning_steps": _integer(0),
     # run
     "logging_steps": _integer(1), "num_threads": _positive_or_none, "save_steps": _integer(0), "seed": _integer(), "log_completions": _integer(0),
-    "report_to": _report_to, "backend": _backend, "backend_options": _backend_options,
+    "report_to": _report_to, "backend": _backend, "backend_options": _backend_options, "ddp_timeout": _number(),
+    "mixed_precision": _choice("no", "bf16"),
 }
 
 

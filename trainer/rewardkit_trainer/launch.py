@@ -19,6 +19,9 @@ __all__ = ["train", "run_bundled"]
 def train(config: GRPOConfig, *, resume: bool = False, **kwargs: Any) -> dict[str, Any]:
     """Run one job end to end; ``kwargs`` (model, tokenizer, rubric, rows) as
     :class:`~rewardkit_trainer.trainer.GRPOTrainer` takes them."""
+    from .distributed import restarted
+
+    resume = resume or restarted()  # torchrun --max-restarts: a restarted worker continues
     run = backends.load(config.run.backend)
     return run(config, options=dict(config.run.backend_options), resume=resume, **kwargs)
 

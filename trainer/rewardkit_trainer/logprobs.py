@@ -15,7 +15,7 @@ import torch
 from .kernels import token_logprobs
 from .models import decoder_and_head, reference_context
 
-__all__ = ["sequence_logprobs", "reference_logprobs", "pad_rows"]
+__all__ = ["sequence_logprobs", "hidden_logprobs", "reference_logprobs", "pad_rows"]
 
 
 def sequence_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
@@ -35,25 +35,38 @@ def sequence_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], completio
         if c:  # position t predicts token t+1: completion token j sits at len(p)+j
             targets[i, len(p) - 1 : len(s) - 1] = torch.tensor(list(c), dtype=torch.long)
             mask[i, : len(c)] = True
-    decoder, weight = decoder_and_head(model)
-    hidden = decoder(input_ids=ids.to(device), attention_mask=attn.to(device)).last_hidden_state
-    flat_t = targets.reshape(-1).to(device)
-    keep = flat_t >= 0
-    h = hidden.reshape(-1, hidden.shape[-1])[keep]
-    lp = token_logprobs(h.to(weight.dtype), weight, flat_t[keep], temperature=temperature)
+    if getattr(model, "is_logprob_head", False):  # under DDP/FSDP2 (distributed.LogprobHead)
+        lp = model(ids.to(device), attn.to(device), targets.to(device), temperature)
+    else:
+        lp = hidden_logprobs(model, ids.to(device), attn.to(device), targets.to(device), temperature)
     out = torch.zeros(mask.shape, dtype=torch.float32, device=device)
     out = out.masked_scatter(mask.to(device), lp)
     return out, mask.to(device).float()
 
 
+def hidden_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor, targets: torch.Tensor,
+                    temperature: float) -> torch.Tensor:
+    """Log-probs of the ``targets >= 0`` positions (flattened, in order): decoder hidden
+    states times ``lm_head`` through the chunked kernel, never full logits."""
+    decoder, weight = decoder_and_head(model)
+    hidden = decoder(input_ids=ids, attention_mask=attn).last_hidden_state
+    flat_t = targets.reshape(-1)
+    keep = flat_t >= 0
+    h = hidden.reshape(-1, hidden.shape[-1])[keep]
+    return token_logprobs(h.to(weight.dtype), weight, flat_t[keep], temperature=temperature)
+
+
 def reference_logprobs(model: Any, ref_model: Any, prompt_ids: Sequence[Sequence[int]],
-                       completion_ids: Sequence[Sequence[int]], *, temperature: float, pad_id: int) -> torch.Tensor:
+                       completion_ids: Sequence[Sequence[int]], *, temperature: float, pad_id: int,
+                       policy: Any = None) -> torch.Tensor:
     """Log-probs [B, T] under the reference policy: ``ref_model`` (a frozen copy) when
-    given, else ``model`` with its LoRA adapter disabled."""
+    given, else ``model`` with its LoRA adapter disabled (run through ``policy``, the
+    distributed wrapper around ``model``, when there is one)."""
     if ref_model is not None:
         return sequence_logprobs(ref_model, prompt_ids, completion_ids, temperature=temperature, pad_id=pad_id)[0]
     with reference_context(model):
-        return sequence_logprobs(model, prompt_ids, completion_ids, temperature=temperature, pad_id=pad_id)[0]
+        return sequence_logprobs(model if policy is None else policy, prompt_ids, completion_ids,
+                                 temperature=temperature, pad_id=pad_id)[0]
 
 
 def pad_rows(rows: list[list[float]], width: int, device: Any) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Files in ``output_dir``: ``metrics.jsonl`` (one line per step), ``completions.jsonl``
 (a few sampled completions per step with their reward parts), ``eval.json``,
 ``reward_curve.png`` and ``report.md``. TensorBoard events go to ``output_dir/tb`` when
-the ``tensorboard`` package is installed. Limits: single process, appends on resume.
+the ``tensorboard`` package is installed. Under torchrun only rank 0 writes (the trainer
+passes ``enabled=False`` elsewhere); metrics are already the global batch's. Appends on resume.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ __all__ = ["RunLogger", "plot_rewards", "write_report", "progress_bar"]
 
 
 class RunLogger:
-    def __init__(self, output_dir: str | Path, report_to: Sequence[str] = ("jsonl",)) -> None:
+    """Writes metrics and completions; ``enabled=False`` (every rank but 0) writes nothing."""
+
+    def __init__(self, output_dir: str | Path, report_to: Sequence[str] = ("jsonl",), *, enabled: bool = True) -> None:
         self.dir = Path(output_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.jsonl = "jsonl" in report_to
+        self.enabled = enabled
+        self.jsonl = "jsonl" in report_to and enabled
         self.tb = None
-        if "tensorboard" in report_to:
+        if "tensorboard" in report_to and enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -32,6 +36,8 @@ class RunLogger:
 
     def reset(self) -> None:
         """Start the JSONL files afresh (a new run in a reused output_dir)."""
+        if not self.enabled:
+            return
         for name in ("metrics.jsonl", "completions.jsonl"):
             (self.dir / name).unlink(missing_ok=True)
 

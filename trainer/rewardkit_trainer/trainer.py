@@ -6,7 +6,12 @@ advantages and loss (``losses.py``, log-probs from ``logprobs.py``) -> optimizer
 Set-up (seeding, optimizer, engine) is in ``build.py``, evaluation in ``evaluate.py``,
 the SFT warm start in ``sft.py``; ``launch.train`` picks this loop or TRL's.
 
-What it leaves out on purpose (compared with TRL's GRPOTrainer): multi-GPU/DeepSpeed,
+Under torchrun the same loop runs data-parallel: ``distributed.Parallel`` owns the process
+group, sharding (FSDP2 / DDP), gradient and metric reduction; each rank samples, scores and
+differentiates its share of the step's prompts (docs/scaling.md). On one process every
+``self.parallel`` call is the identity or today's call.
+
+What it leaves out on purpose (compared with TRL's GRPOTrainer): DeepSpeed,
 liger/unsloth patches, entropy masking. (Reward models are rubric parts: `rewardkit.reward_model`.)
 """
 
@@ -27,6 +32,7 @@ from .aggregation import aggregate_rewards
 from .build import build_engine, build_optimizer, lr_factor, seed_everything
 from .collapse import CollapseWatch
 from .config import GRPOConfig
+from .distributed import Parallel
 from .data import PromptSampler, encode_prompt, load_rows, split
 from .dynamic_sampling import Draw, fill_groups
 from .evaluate import eval_options, evaluate, print_eval
@@ -49,8 +55,10 @@ class GRPOTrainer:
                  train_rows: list[dict] | None = None, eval_rows: list[dict] | None = None,
                  engine: RolloutEngine | None = None) -> None:
         self.config = c = config
+        self.parallel = Parallel.setup(c.run)
+        self.parallel.check(c)
         seed_everything(c.run)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = self.parallel.device
         if model is None:
             model, tokenizer = load_model(c.policy, device=self.device)
         self.model, self.tokenizer = model, tokenizer
@@ -64,13 +72,14 @@ class GRPOTrainer:
         self.ref_model = None
         if c.grpo.beta > 0 and reference_context(model) is None:  # full fine-tuning needs a frozen copy
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.optimizer = build_optimizer(c.optim, [p for p in model.parameters() if p.requires_grad])
+        self.policy = self.parallel.wrap(model, c.policy.mixed_precision)  # what the loss runs through
+        self.optimizer = build_optimizer(c.optim, [p for p in self.policy.parameters() if p.requires_grad])
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(c.optim))
         longest = max(c.grpo.max_completion_length, c.data.eval_max_completion_length or 0)
-        self.engine = engine or build_engine(c.rollout, model, tokenizer, seed=c.run.seed, output_dir=c.run.output_dir,
-                                             max_model_len=c.data.max_prompt_length + longest)
+        self.engine = engine or build_engine(c.rollout, self.parallel.rollout_model(model), tokenizer, seed=c.run.seed,
+                                             output_dir=c.run.output_dir, max_model_len=c.data.max_prompt_length + longest)
         self.step = 0
-        self.logger = RunLogger(c.run.output_dir, c.run.report_to)
+        self.logger = RunLogger(c.run.output_dir, c.run.report_to, enabled=self.parallel.is_main)
         self.history: list[dict[str, Any]] = []
         self.after_sft: dict[str, float] | None = None
         self.collapse = CollapseWatch(c.run.collapse_warning_steps, output_dir=c.run.output_dir)
@@ -82,17 +91,24 @@ class GRPOTrainer:
     def train_step(self) -> dict[str, Any]:
         c, g = self.config.grpo, self.config.grpo.num_generations
         t0 = time.perf_counter()
-        # 1-3. rollout, rewards, advantages; with dynamic sampling, zero-variance groups are
-        # replaced by groups from new prompts (dynamic_sampling.py)
-        batch, sampling = fill_groups(self._draw, self.config.optim.prompts_per_step, g, enabled=c.dynamic_sampling,
-                                      max_num_gen_batches=c.max_num_gen_batches)
+        # 1-3. rollout, rewards, advantages on this rank's share of the step's prompts; with
+        # dynamic sampling, zero-variance groups are replaced by groups from new prompts
+        # (dynamic_sampling.py: every rank draws as often as the neediest one, in lockstep)
+        share = self.config.optim.prompts_per_step // self.parallel.world_size
+        agree = (lambda need: self.parallel.max(float(need)) > 0) if self.parallel.enabled else (lambda need: need)
+        batch, sampling = fill_groups(self._draw, share, g, enabled=c.dynamic_sampling,
+                                      max_num_gen_batches=c.max_num_gen_batches, agree=agree)
         rows, prompt_ids, rollout, totals, results = batch.rows, batch.prompt_ids, batch.rollout, batch.totals, batch.results
-        rewards = torch.tensor(totals, dtype=torch.float32)
-        adv = group_advantages(batch.rewards, g, c.scale_rewards)
+        offset = self.parallel.rank * share
+        rewards = torch.tensor(self.parallel.gather(totals), dtype=torch.float32)  # the global batch's totals
+        # advantages: each reward against its group's (a group never spans ranks)
+        pooled = torch.tensor(self.parallel.gather(batch.rewards.tolist()), dtype=torch.float32)
+        adv = group_advantages(pooled, g, c.scale_rewards)[offset * g : offset * g + len(totals)]
+        sampling = {k: self.parallel.mean(v) for k, v in sampling.items()}
         # 4-5. loss and optimizer step(s); then the engine follows the new weights
         prompts_rep = [p for p in prompt_ids for _ in range(g)]
         loss_metrics = self._optimize(prompts_rep, rollout, adv)
-        self.engine.update_weights(self.model)
+        self.engine.update_weights(self.parallel.refresh_rollout_model(self.model))
         self.step += 1
         metrics = self._metrics(rollout, rewards, results, loss_metrics, time.perf_counter() - t0)
         metrics.update(sampling)  # frac_reward_zero_std as drawn, before any filtering
@@ -104,18 +120,22 @@ class GRPOTrainer:
     def _draw(self, num_prompts: int, index: int) -> Draw:
         """G completions for each of ``num_prompts`` new prompts, scored (steps 1-2)."""
         c, g = self.config.grpo, self.config.grpo.num_generations
-        rows = [self.train_rows[i] for i in self.sampler.take(num_prompts)]
+        # every rank takes the same global prompts (same sampler) and keeps its own share
+        picked, offset = self.parallel.shard(self.sampler.take(num_prompts * self.parallel.world_size))
+        rows = [self.train_rows[i] for i in picked]
         prompt_ids = [self.encode_prompt(r["prompt"]) for r in rows]
+        key = self.step + index * 1_000_003  # a refill's groups get seeds of their own
         params = SamplingParams(num_generations=g, max_completion_length=c.max_completion_length,
                                 temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-                                seed=self.config.run.seed * 100_003 + self.step + index * 1_000_003)
+                                seed=self.config.run.seed * 100_003 + key)
         self.engine.wake_up()
-        rollout = self.engine.generate(prompt_ids, params)
+        rollout = self.parallel.generate(self.engine, prompt_ids, params, self.config.run.seed, key, offset)
         self.engine.sleep()
         grouped_rows = [r for r in rows for _ in range(g)]
         s = self.config.scoring
         totals, results = score_rollout(self.rubric, rollout.texts, [r["prompt"] for r in grouped_rows],
-                                        grouped_rows, workers=s.reward_workers, timeout=s.reward_timeout)
+                                        grouped_rows, workers=s.reward_workers,
+                                        timeout=self.parallel.reward_timeout(s.reward_timeout))
         rewards = aggregate_rewards(self.rubric, results, g, s.multi_objective_aggregation)
         return Draw(rows, prompt_ids, rollout, totals, results, rewards)
 
@@ -123,8 +143,9 @@ class GRPOTrainer:
         c, r = self.config.grpo, self.config.rollout
         n = len(rollout.completion_ids)
         keep = [not (c.mask_truncated_completions and t) for t in rollout.truncated]
-        num_tokens = sum(len(ids) for ids, k in zip(rollout.completion_ids, keep) if k) or 1
-        num_seqs = sum(keep) or 1
+        # the loss is normalised by the global batch's counts: ranks' losses then add up
+        num_tokens = self.parallel.sum(sum(len(ids) for ids, k in zip(rollout.completion_ids, keep) if k)) or 1
+        num_seqs = self.parallel.sum(sum(keep)) or 1
         mb = self.config.optim.per_device_train_batch_size
         batches = [list(range(i, min(i + mb, n))) for i in range(0, n, mb)]
         use_is = (r.vllm_importance_sampling_correction and rollout.logprobs is not None
@@ -138,10 +159,10 @@ class GRPOTrainer:
             entry = {}
             with torch.no_grad():
                 if need_old:
-                    entry["old"], mask = logprobs(self.model, p, comp)
+                    entry["old"], mask = logprobs(self.policy, p, comp)
                 if c.beta > 0:
                     entry["ref"] = reference_logprobs(self.model, self.ref_model, p, comp, temperature=c.temperature,
-                                                      pad_id=self.tokenizer.pad_token_id or 0)
+                                                      pad_id=self.tokenizer.pad_token_id or 0, policy=self.policy)
             if use_is:  # need_old is set, so "old" and its mask exist
                 eng = pad_rows([rollout.logprobs[i] for i in idx], entry["old"].shape[1], entry["old"].device)
                 entry["is"] = importance_weights(entry["old"], eng, mask, r.vllm_importance_sampling_mode,
@@ -157,20 +178,21 @@ class GRPOTrainer:
             for b, idx in enumerate(batches):
                 p = [prompts_rep[i] for i in idx]
                 comp = [rollout.completion_ids[i] for i in idx]
-                logp, mask = logprobs(self.model, p, comp)
-                mask = mask * torch.tensor([keep[i] for i in idx], dtype=mask.dtype, device=mask.device)[:, None]
-                old = fixed[b].get("old", logp.detach())
-                loss, m = loss_fn(logp, old, adv[idx].to(logp.device), mask, epsilon=c.epsilon,
-                                  epsilon_high=c.epsilon_high, beta=c.beta, ref_logp=fixed[b].get("ref"),
-                                  is_weight=fixed[b].get("is"), num_sequences=num_seqs, num_tokens=num_tokens,
-                                  max_completion_length=c.max_completion_length)
-                loss.backward()
+                with self.parallel.accumulate(self.policy, last=b == len(batches) - 1):
+                    logp, mask = logprobs(self.policy, p, comp)
+                    mask = mask * torch.tensor([keep[i] for i in idx], dtype=mask.dtype, device=mask.device)[:, None]
+                    old = fixed[b].get("old", logp.detach())
+                    loss, m = loss_fn(logp, old, adv[idx].to(logp.device), mask, epsilon=c.epsilon,
+                                      epsilon_high=c.epsilon_high, beta=c.beta, ref_logp=fixed[b].get("ref"),
+                                      is_weight=fixed[b].get("is"), num_sequences=num_seqs, num_tokens=num_tokens,
+                                      max_completion_length=c.max_completion_length)
+                    self.parallel.backward(loss)
                 m["loss"] = float(loss.detach())
                 for k, v in m.items():
                     sums[k] = sums.get(k, 0.0) + (v if k == "loss" else v * len(idx) / n)
-            params = [p for p in self.model.parameters() if p.requires_grad]
+            params = [p for p in self.policy.parameters() if p.requires_grad]
             max_norm = self.config.optim.max_grad_norm or float("inf")
-            sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            sums["grad_norm"] = self.parallel.clip_grad_norm(params, max_norm)
             self.optimizer.step()
             # free the gradients now, not at the next step: the next rollout gets that memory
             self.optimizer.zero_grad(set_to_none=True)
@@ -179,25 +201,29 @@ class GRPOTrainer:
         out = {k: v / count for k, v in sums.items()}
         if use_is:  # how far the sampler is from the trainer (TRL's metric names); once per step
             out.update(sampling_metrics(fixed, r.vllm_importance_sampling_mode))
-        return out
+        # ranks' loss shares add up; the other figures are per-rank means of equal-sized shares
+        return {k: v if k == "grad_norm" else self.parallel.sum(v) if k == "loss" else self.parallel.mean(v)
+                for k, v in out.items()}
 
     def _metrics(self, rollout, rewards, results, loss_metrics, seconds) -> dict[str, Any]:
+        """Metrics of the global batch: ``rewards`` are every rank's already; the rest is gathered."""
         grouped = rewards.view(-1, self.config.grpo.num_generations)
-        lengths = torch.tensor([len(x) for x in rollout.completion_ids], dtype=torch.float32)
+        lengths = torch.tensor(self.parallel.gather([len(x) for x in rollout.completion_ids]), dtype=torch.float32)
+        truncated = self.parallel.gather(list(rollout.truncated))
         m: dict[str, Any] = {
             "reward/mean": float(rewards.mean()),
             "reward/std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
             "frac_reward_zero_std": float((grouped.std(dim=1) < 1e-6).float().mean()),
             "completion_length/mean": float(lengths.mean()),
             "completion_length/max": float(lengths.max()),
-            "truncated_share": sum(rollout.truncated) / len(rollout.truncated),
-            "tokens_per_s": float(rollout.stats.get("tokens_per_s", 0.0)),
-            "rollout_seconds": float(rollout.stats.get("seconds", 0.0)),
-            "step_seconds": seconds,
+            "truncated_share": sum(truncated) / len(truncated),
+            "tokens_per_s": self.parallel.sum(float(rollout.stats.get("tokens_per_s", 0.0))),
+            "rollout_seconds": self.parallel.max(float(rollout.stats.get("seconds", 0.0))),
+            "step_seconds": self.parallel.max(seconds),
             "learning_rate": self.scheduler.get_last_lr()[0],
         }
         for name in self.rubric.part_names:
-            vals = [r.parts[name].value for r in results if r.parts[name].value is not None]
+            vals = self.parallel.gather([r.parts[name].value for r in results if r.parts[name].value is not None])
             if vals:
                 m[f"rewards/{name}/mean"] = float(np.mean(vals))
                 m[f"rewards/{name}/std"] = float(np.std(vals))
@@ -227,23 +253,27 @@ class GRPOTrainer:
     def evaluate(self, rows: Sequence[dict] | None = None, k: int | None = None) -> dict[str, float]:
         """Held-out accuracy (mean correct), pass@k when k > 1, format compliance, reward."""
         options = {**eval_options(self.config), **({"k": k} if k else {})}
-        return evaluate(self.engine, self.rubric, self.encode_prompt, self.eval_rows if rows is None else rows,
-                        **options)
+        options["timeout"] = self.parallel.reward_timeout(options["timeout"])
+        mine = self.parallel.strided(self.eval_rows if rows is None else rows)  # every rank a share
+        return self.parallel.weighted_mean(evaluate(self.engine, self.rubric, self.encode_prompt, mine, **options),
+                                           len(mine))
 
     def save(self) -> Path:
         extra = {"sampler": self.sampler.state_dict(), "history": self.history}
         return ckpt.save_checkpoint(self.config.run.output_dir, self.step, model=self.model,
-                                    optimizer=self.optimizer, scheduler=self.scheduler, extra=extra)
+                                    optimizer=self.optimizer, scheduler=self.scheduler, extra=extra,
+                                    parallel=self.parallel, wrapped=self.policy)
 
     def resume(self) -> bool:
         path = ckpt.latest_checkpoint(self.config.run.output_dir)
         if path is None:
             return False
-        state = ckpt.load_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        state = ckpt.load_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                                     parallel=self.parallel, wrapped=self.policy)
         self.step = int(state["step"])
         self.sampler.load_state_dict(state["sampler"])
         self.history = list(state.get("history", []))
-        self.engine.update_weights(self.model)
+        self.engine.update_weights(self.parallel.refresh_rollout_model(self.model))
         return True
 
     # the loop --------------------------------------------------------------------------
@@ -254,12 +284,12 @@ class GRPOTrainer:
         if not resumed:
             self.logger.reset()
         before = self.evaluate() if evaluate and self.eval_rows and not resumed else None
-        if before:
+        if before and self.parallel.is_main:
             print_eval("before", before)
         if self.config.sft.sft_steps and not resumed:
             self._warm_start(evaluate)
         max_steps = self.config.optim.max_steps
-        bar = progress_bar(run.progress, max_steps, self.step)
+        bar = progress_bar(run.progress and self.parallel.is_main, max_steps, self.step)
         while self.step < max_steps:
             metrics = self.train_step()
             self.collapse.update(self.step, metrics)  # says once if no group had any reward variance
@@ -275,7 +305,7 @@ class GRPOTrainer:
         if bar is not None:
             bar.close()
         after = self.evaluate() if evaluate and self.eval_rows else None
-        if after:
+        if after and self.parallel.is_main:
             print_eval("after", after)
         return self._finish(before, after, time.perf_counter() - start)
 
@@ -286,23 +316,29 @@ class GRPOTrainer:
                                 max_completion_length=c.grpo.max_completion_length)
         self.engine.update_weights(self.model)
         self.logger.log(0, {"sft/loss_first": losses[0], "sft/loss_last": losses[-1]} if losses else {})
-        print(f"sft warm start: {c.sft.sft_steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
+        if self.parallel.is_main:
+            print(f"sft warm start: {c.sft.sft_steps} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
         if evaluate and self.eval_rows:
             self.after_sft = self.evaluate()
-            print_eval("after sft", self.after_sft)
+            if self.parallel.is_main:
+                print_eval("after sft", self.after_sft)
 
     def _finish(self, before, after, seconds) -> dict[str, Any]:
         c = self.config
         out = Path(c.run.output_dir)
         self.save()
-        save_model(self.model, self.tokenizer, out / ("adapter" if c.policy.use_peft else "model"))
-        if c.run.save_merged and c.policy.use_peft:
-            save_merged(self.model, self.tokenizer, out / "merged")
-        self.logger.close()
         evals = {"before": before, "after_sft": self.after_sft, "after": after}
-        (out / "eval.json").write_text(json.dumps(evals, indent=2))
-        summary = {"steps": self.step, "seconds": seconds, "engine": self.engine.name}
-        plot_rewards(out, self.rubric.part_names)
-        write_report(out, c, evals, summary)
+        summary = {"steps": self.step, "seconds": seconds, "engine": self.engine.name,
+                   "world_size": self.parallel.world_size}
+        if self.parallel.is_main:  # one writer; the rollout model holds full weights on every rank
+            full = self.parallel.rollout_model(self.model)
+            save_model(full, self.tokenizer, out / ("adapter" if c.policy.use_peft else "model"))
+            if c.run.save_merged and c.policy.use_peft:
+                save_merged(full, self.tokenizer, out / "merged")
+            self.logger.close()
+            (out / "eval.json").write_text(json.dumps(evals, indent=2))
+            plot_rewards(out, self.rubric.part_names)
+            write_report(out, c, evals, summary)
         self.engine.close()
+        self.parallel.close()
         return {**evals, **summary, "output_dir": str(out)}

@@ -11,7 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-__all__ = ["SamplingParams", "Rollout", "RolloutEngine", "eos_token_ids"]
+__all__ = ["SamplingParams", "Rollout", "RolloutEngine", "eos_token_ids", "generate_groups"]
 
 
 def eos_token_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -37,6 +37,8 @@ class SamplingParams:
     top_p: float = 1.0
     top_k: int = 0  # 0: off
     seed: int | None = None
+    #: one seed per prompt (engines with ``supports_group_seeds``): each group draws from its own generator
+    group_seeds: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -83,3 +85,25 @@ class RolloutEngine(abc.ABC):
 
     def close(self) -> None:
         """Free everything the engine holds (default: no-op)."""
+
+
+def generate_groups(engine: RolloutEngine, prompt_ids: Sequence[Sequence[int]], params: SamplingParams,
+                    seeds: Sequence[int]) -> Rollout:
+    """G completions per prompt, each group sampled from its own seeded generator, so a
+    group's completions depend on its prompt and seed, not on which rank draws it (the
+    distributed loop seeds per group, see distributed.py). Engines that declare
+    ``supports_group_seeds`` (HFEngine) sample the whole batch at once with one generator
+    per group; others get one ``generate`` call per prompt, joined into one Rollout."""
+    import dataclasses
+
+    if getattr(engine, "supports_group_seeds", False):  # one batch, one generator per group
+        return engine.generate(prompt_ids, dataclasses.replace(params, seed=None, group_seeds=tuple(seeds)))
+    parts = [engine.generate([p], dataclasses.replace(params, seed=s)) for p, s in zip(prompt_ids, seeds)]
+    seconds = sum(float(r.stats.get("seconds", 0.0)) for r in parts)
+    tokens = sum(int(r.stats.get("tokens", sum(len(c) for c in r.completion_ids))) for r in parts)
+    logprobs = None if any(r.logprobs is None for r in parts) else [lp for r in parts for lp in r.logprobs]
+    return Rollout(prompt_ids=[list(p) for p in prompt_ids],
+                   completion_ids=[c for r in parts for c in r.completion_ids],
+                   texts=[t for r in parts for t in r.texts], truncated=[t for r in parts for t in r.truncated],
+                   logprobs=logprobs,
+                   stats={"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / max(seconds, 1e-9)})

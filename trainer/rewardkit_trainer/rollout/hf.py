@@ -42,6 +42,7 @@ class HFEngine(RolloutEngine):
     """Samples from ``model`` (a transformers causal LM, possibly wrapped by peft)."""
 
     name = "hf"
+    supports_group_seeds = True
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_prompts: int | None = None) -> None:
         self.model = model
@@ -67,8 +68,10 @@ class HFEngine(RolloutEngine):
         was_training = self.model.training
         self.model.eval()
         try:
+            seeds = params.group_seeds
             for i in range(0, len(prompt_ids), step):
-                ids, lps, trunc = self._sample(prompt_ids[i : i + step], params, gen, device)
+                gens = [torch.Generator(device=device).manual_seed(s) for s in seeds[i : i + step]] if seeds else gen
+                ids, lps, trunc = self._sample(prompt_ids[i : i + step], params, gens, device)
                 out_ids += ids
                 out_lp += lps
                 out_trunc += trunc
@@ -115,7 +118,11 @@ class HFEngine(RolloutEngine):
         for t in range(n_new):
             logp = torch.log_softmax(logits / params.temperature, dim=-1)
             probs = filter_logits(logp, params.top_k, params.top_p).softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            if isinstance(gen, list):  # a generator per group: its draws do not depend on the batch
+                nxt = torch.cat([torch.multinomial(probs[k * g : (k + 1) * g], 1, generator=one)
+                                 for k, one in enumerate(gen)]).squeeze(1)
+            else:
+                nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             tokens[:, t] = nxt
             lps[:, t] = logp.gather(1, nxt[:, None]).squeeze(1)

@@ -1,0 +1,221 @@
+"""Data-parallel GRPO under real torchrun (gloo, CPU, a tiny random Llama): 2 ranks make the
+same update as 1 (FSDP2 full fine-tuning and DDP LoRA), a SIGKILLed rank under
+``--max-restarts 1`` finishes with the weights of an uninterrupted run, two torchrun agents
+with ``--nnodes 2`` (the multi-node path), and a 2-rank checkpoint resumed on 1 rank."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+pytestmark = pytest.mark.slow
+
+LORA = 'use_peft = true\nlora_r = 4\nlora_alpha = 8\nlora_target_modules = ["q_proj", "v_proj"]\nlearning_rate = 0.01\n'
+FULL = "use_peft = false\nlearning_rate = 0.001\n"
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "trainer"), str(HERE), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on CPU even where GPUs exist (pytorch #132471)
+    return env
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    sys.path.insert(0, str(HERE))
+    from tiny import tiny_model, tiny_tokenizer
+
+    root = tmp_path_factory.mktemp("dist")
+    tok = tiny_tokenizer()
+    tiny_model(tok).save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    with open(root / "data.jsonl", "w") as f:
+        for i in range(16):
+            f.write(json.dumps({"question": f"say a {i}", "answer": "a"}) + "\n")
+    return root
+
+
+def _config(root: Path, name: str, kind: str, steps: int) -> Path:
+    text = f"""model = "{root / 'model'}"
+dataset = "{root / 'data.jsonl'}"
+dataset_size = 16
+eval_size = 0
+reward = "tiny:variety"
+{LORA if kind == 'lora' else FULL}
+num_generations = 4
+prompts_per_step = 4
+max_completion_length = 8
+per_device_train_batch_size = 4
+max_steps = {steps}
+save_steps = 1
+save_merged = false
+seed = 3
+num_threads = 1
+deterministic = true
+progress = false
+report_to = ["jsonl"]
+max_grad_norm = 1.0
+output_dir = "{root / name}"
+"""
+    path = root / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def _torchrun(*args: str, config: Path, wait: bool = True):
+    cmd = [sys.executable, "-m", "torch.distributed.run", *args, "-m", "rewardkit_trainer", str(config)]
+    if not wait:
+        return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    name = "adapter/adapter_model.safetensors" if (out / "adapter").exists() else "model/model.safetensors"
+    return load_file(str(out / name))
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _same_update(one: Path, two: Path, tol: float = 1e-5) -> None:
+    m1, m2 = _metrics(one), _metrics(two)
+    assert [r["step"] for r in m1] == [r["step"] for r in m2] and m1
+    for a, b in zip(m1, m2):
+        for key in ("loss", "grad_norm", "reward/mean", "completion_length/mean"):
+            assert abs(a[key] - b[key]) <= tol, (key, a[key], b[key])
+    w1, w2 = _weights(one), _weights(two)
+    assert w1.keys() == w2.keys() and w1
+    for k in w1:
+        assert torch.allclose(w1[k], w2[k], atol=tol, rtol=0), (k, float((w1[k] - w2[k]).abs().max()))
+
+
+@pytest.fixture(scope="module")
+def lora_two(base):
+    """The reference 2-rank LoRA run (5 steps, a checkpoint each step)."""
+    _torchrun("--nproc-per-node", "2", config=_config(base, "lora2", "lora", 5))
+    return base / "lora2"
+
+
+@pytest.fixture(scope="module")
+def full_two(base):
+    """The reference 2-rank full fine-tuning (FSDP2) run, 3 steps."""
+    _torchrun("--nproc-per-node", "2", config=_config(base, "full2", "full", 3))
+    return base / "full2"
+
+
+def test_fsdp_two_ranks_make_the_same_update_as_one(base, full_two):
+    _torchrun("--nproc-per-node", "1", config=_config(base, "full1", "full", 3))
+    _same_update(base / "full1", full_two)
+    from transformers import AutoModelForCausalLM
+
+    init = AutoModelForCausalLM.from_pretrained(base / "model").state_dict()
+    trained = _weights(base / "full2")
+    assert max(float((trained[k] - init[k]).abs().max()) for k in trained) > 1e-4  # it did train
+    meta = torch.load(base / "full2" / "checkpoint-3" / "meta.pt", weights_only=False)
+    assert meta["world_size"] == 2 and meta["step"] == 3
+    assert sorted(p.name for p in (base / "full2" / "checkpoint-3").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+
+
+def test_lora_two_ranks_make_the_same_update_as_one(base, lora_two):
+    _torchrun("--nproc-per-node", "1", config=_config(base, "lora1", "lora", 5))
+    _same_update(base / "lora1", lora_two)
+    assert any(float(v.abs().max()) > 0 for k, v in _weights(lora_two).items() if "lora_B" in k)
+
+
+def _worker_pids(agent: int) -> list[int]:
+    path = Path(f"/proc/{agent}/task/{agent}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_sigkill_one_rank_then_torchrun_restart_finishes_like_uninterrupted(base, lora_two):
+    out = base / "killed"
+    agent = _torchrun("--nproc-per-node", "2", "--max-restarts", "1", config=_config(base, "killed", "lora", 5),
+                      wait=False)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "checkpoint-2").exists():
+        time.sleep(0.05)
+    workers = _worker_pids(agent.pid)
+    assert (out / "checkpoint-2").exists() and len(workers) == 2, workers
+    assert not (out / "adapter").exists(), "the run finished before a rank was killed"
+    os.kill(workers[1], signal.SIGKILL)
+    log, _ = agent.communicate(timeout=240)
+    assert agent.returncode == 0, log[-3000:]
+    w_killed, w_straight = _weights(out), _weights(lora_two)
+    assert w_killed.keys() == w_straight.keys()
+    for k in w_straight:  # exact resume on the same world size
+        assert torch.equal(w_killed[k], w_straight[k]), k
+    assert {r["step"] for r in _metrics(out)} == {1, 2, 3, 4, 5}
+
+
+def test_two_torchrun_agents_nnodes_2_localhost(base, lora_two):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "rk18"]
+    cfg = _config(base, "nodes", "lora", 5)
+    agents = [_torchrun(*args, config=cfg, wait=False) for _ in range(2)]
+    logs = [a.communicate(timeout=240)[0] for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], [x[-2000:] for x in logs]
+    _same_update(lora_two, base / "nodes", tol=1e-6)
+    assert torch.load(base / "nodes" / "checkpoint-5" / "meta.pt", weights_only=False)["world_size"] == 2
+
+
+def test_two_rank_checkpoint_resumes_on_one_rank(base, lora_two):
+    out = base / "reshard"
+    out.mkdir()
+    shutil.copytree(lora_two / "checkpoint-4", out / "checkpoint-4")
+    cfg = _config(base, "reshard", "lora", 5)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "1", "-m", "rewardkit_trainer",
+           str(cfg), "--resume"]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [r["step"] for r in _metrics(out)] == [5]  # it resumed, it did not start over
+    a, b = _weights(lora_two), _weights(out)
+    for k in a:  # resharded: the same run to float rounding, not bit-exact
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=0), k
+    assert torch.load(out / "checkpoint-5" / "meta.pt", weights_only=False)["world_size"] == 1
+
+
+def test_accelerate_launch_runs_the_same_job(base, full_two):
+    pytest.importorskip("accelerate")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rewardkit_trainer",
+           str(_config(base, "accel", "full", 3))]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _same_update(full_two, base / "accel", tol=1e-6)
+    assert torch.load(base / "accel" / "checkpoint-3" / "meta.pt", weights_only=False)["world_size"] == 2
+
+
+def test_one_process_checkpoint_resumes_under_torchrun_for_lora(base):
+    cfg = _config(base, "single", "lora", 3)
+    first = subprocess.run([sys.executable, "-m", "rewardkit_trainer", str(cfg), "--max-steps", "2"], env=_env(),
+                           capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (base / "single" / "checkpoint-2" / "state.pt").is_file()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "rewardkit_trainer",
+           str(cfg), "--resume"]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [r["step"] for r in _metrics(base / "single")] == [1, 2, 3]  # steps 1-2 alone, then 3 on 2 ranks
+    assert torch.load(base / "single" / "checkpoint-3" / "meta.pt", weights_only=False)["world_size"] == 2
