@@ -179,12 +179,15 @@ class _JudgeBase(Verifier):
         self.cache = as_cache(cache)
         self.calls = 0  # requests sent (retries included); for tests and benchmarks
 
-    def cache_identity(self) -> str | None:  # counters and the cache itself are no options
-        return self._endpoint_identity()
+    def cache_identity(self) -> str | None:  # counters, the cache and how calls are made are no options
+        opts = {k: v for k, v in vars(self).items() if k not in _OPERATIONAL}
+        return f"{type(self).__module__}.{type(self).__qualname__}({json.dumps(opts, sort_keys=True, default=repr)})"
 
     def _endpoint_identity(self) -> str:
-        opts = {k: v for k, v in vars(self).items() if k not in ("cache", "calls")}
-        return f"{type(self).__module__}.{type(self).__qualname__}({json.dumps(opts, sort_keys=True, default=repr)})"
+        """What a reply depends on besides the messages: the same model and prompt is one call,
+        whatever the concurrency, timeout or retries of the judge that asks."""
+        opts = {k: getattr(self, k, None) for k in ("base_url", "model", "temperature", "max_tokens")}
+        return "judge-reply(" + json.dumps(opts, sort_keys=True, default=repr) + ")"
 
     def _score(self, text: str, **columns: Any) -> Score:
         single = {k: [v] for k, v in columns.items()}
@@ -244,6 +247,9 @@ class _JudgeBase(Verifier):
                 self.cache.put(key, Score.ok(1.0, "judge reply", reply=reply))
             return reply
         raise _Failure(Status.ERROR, f"{last} after {self.max_retries + 1} attempts")
+
+
+_OPERATIONAL = ("cache", "calls", "max_concurrency", "timeout", "max_retries", "backoff", "api_key_env")
 
 
 def _retry_after(value: str | None) -> float:

@@ -93,6 +93,16 @@ def test_the_cache_saves_the_second_call(server, tmp_path):
     assert again.calls == 0
 
 
+def test_the_cache_is_shared_by_judges_that_only_call_differently(server):
+    first = judge(server, "reply:Score: 8", cache=True, max_concurrency=1)
+    first.score("same", answer="1")
+    other = judge(server, "reply:Score: 8", cache=first.cache, max_concurrency=16, timeout=60, max_retries=5)
+    assert other.score("same", answer="1").value == 0.8 and other.calls == 0  # same model + prompt: no call
+    hotter = judge(server, "reply:Score: 8", cache=first.cache, temperature=1.0)
+    hotter.score("same", answer="1")
+    assert hotter.calls == 1  # another sampling temperature is another question
+
+
 def test_failures_are_not_cached(server):
     j = judge(server, "status:500", cache=True, max_retries=0)
     j.score("x")
