@@ -74,8 +74,11 @@ def _pytest(tmp_path, *args, env_extra=None):
     (tmp_path / "test_user.py").write_text(USER_TESTS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "trainer")]), **(env_extra or {})}
     env.pop("REWARDKIT_HYPOTHESIS_PROFILE", None) if not env_extra else None
+    # where the pytest11 entry point is installed (`rewardkit`), it is blocked so that the
+    # module named here is the one copy: this test runs the same whether installed or not
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                           "-p", "rewardkit.testing.pytest_plugin", "-o", "addopts=", *args, str(tmp_path / "test_user.py")],
+                           "-p", "no:rewardkit", "-p", "rewardkit.testing.pytest_plugin", "-o", "addopts=", *args,
+                           str(tmp_path / "test_user.py")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 

