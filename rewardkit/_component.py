@@ -17,7 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from ._score import Score, Status, describe
 from .errors import invalid
 
-__all__ = ["Component", "Verifier", "Scorer", "completion_text", "row_columns", "coerce_score", "value_text", "describe"]
+__all__ = ["Component", "Verifier", "Scorer", "completion_text", "prompt_text", "row_columns", "coerce_score",
+           "value_text", "describe"]
 
 log = logging.getLogger("rewardkit")
 
@@ -75,6 +76,19 @@ def completion_text(completion: Any) -> str:
             return "\n".join(_content_text(m.get("content")) for m in chosen)
         return value_text(completion)[0] or ""
     except Exception:  # a hostile __getitem__, __eq__ and the like
+        return ""
+
+
+def prompt_text(prompt: Any, roles: tuple[str, ...] | None = None) -> str:
+    """The text of a prompt: a plain string as it is, or the contents of its chat messages
+    whose role is in ``roles`` (all of them when None), joined by newlines; "" when none
+    match. Never raises."""
+    try:
+        if isinstance(prompt, (list, tuple)):
+            return "\n".join(_content_text(m.get("content")) for m in prompt
+                             if isinstance(m, Mapping) and (roles is None or m.get("role") in roles))
+        return value_text(prompt)[0] or "" if isinstance(prompt, (str, bytes, bytearray)) else ""
+    except Exception:  # a hostile __getitem__ and the like
         return ""
 
 

@@ -41,7 +41,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from ._async import run_sync
-from ._component import Verifier, completion_text, value_text
+from ._component import Verifier, completion_text, prompt_text, value_text
 from ._score import Score, Status
 from .errors import invalid_argument
 
@@ -183,6 +183,16 @@ class _JudgeBase(Verifier):
         opts = {k: v for k, v in vars(self).items() if k not in _OPERATIONAL}
         return f"{type(self).__module__}.{type(self).__qualname__}({json.dumps(opts, sort_keys=True, default=repr)})"
 
+    def _render(self, fields: Mapping[str, Any]) -> list[dict]:
+        """The template's system and user messages with ``fields`` filled in."""
+        return [{"role": role, "content": self.template[role].format(**fields)} for role in ("system", "user")]
+
+    def _client(self) -> Any:
+        import httpx
+
+        return httpx.AsyncClient(timeout=self.timeout, trust_env=False,
+                                 limits=httpx.Limits(max_connections=self.max_concurrency))
+
     def _endpoint_identity(self) -> str:
         """What a reply depends on besides the messages: the same model and prompt is one call,
         whatever the concurrency, timeout or retries of the judge that asks."""
@@ -271,13 +281,9 @@ def _reply_text(response: Any) -> str:
     return content
 
 
-def _prompt_text(prompt: Any) -> str:
+def _question(prompt: Any) -> str:
     """The question: the user turns of a chat prompt, or the prompt text."""
-    if isinstance(prompt, (list, tuple)):
-        users = [m for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
-        if users:
-            return "\n".join(value_text(m.get("content"))[0] or "" for m in users)
-    return completion_text(prompt)
+    return prompt_text(prompt, ("user",)) or completion_text(prompt)
 
 
 def _column(columns: Mapping[str, Any], name: str, n: int) -> list[Any]:
@@ -324,24 +330,20 @@ class Judge(_JudgeBase):
     def messages(self, completion: Any, prompt: Any = None, reference: Any = None) -> list[dict]:
         """The chat messages sent for one completion (for inspection and tests)."""
         low, high = self.scale
-        fields = {"rubric": self.rubric, "prompt": _clip(_prompt_text(prompt)),
+        fields = {"rubric": self.rubric, "prompt": _clip(_question(prompt)),
                   "completion": _clip(completion_text(completion)),
                   "reference": value_text(reference)[0] or "(none)",
                   "instructions": _INSTRUCTIONS[self.grade].format(low=low, high=high)}
-        return [{"role": "system", "content": self.template["system"].format(**fields)},
-                {"role": "user", "content": self.template["user"].format(**fields)}]
+        return self._render(fields)
 
     async def ascore_batch(self, completions: Sequence[Any], *, prompts: Sequence[Any] | None = None,
                            **columns: Any) -> list[Score]:
         """Scores in input order; never raises. ``columns`` may hold ``prompt`` and the reference."""
-        import httpx
-
         n = len(completions)
         prompts = list(prompts) if prompts is not None else _column(columns, "prompt", n)
         refs = _column(columns, self.reference_column, n)
         gate = asyncio.Semaphore(self.max_concurrency)
-        limits = httpx.Limits(max_connections=self.max_concurrency)
-        async with httpx.AsyncClient(timeout=self.timeout, limits=limits, trust_env=False) as client:
+        async with self._client() as client:
             return list(await asyncio.gather(*(self._one(client, gate, c, p, r)
                                                for c, p, r in zip(completions, prompts, refs))))
 
@@ -394,15 +396,12 @@ class GroupJudge(_JudgeBase):
 
     def messages(self, completions: Sequence[Any], prompt: Any = None, reference: Any = None) -> list[dict]:
         shown = "\n\n".join(f"[{i + 1}]\n{_clip(completion_text(c))}" for i, c in enumerate(completions))
-        fields = {"rubric": self.rubric, "prompt": _clip(_prompt_text(prompt)), "completions": shown,
+        fields = {"rubric": self.rubric, "prompt": _clip(_question(prompt)), "completions": shown,
                   "reference": value_text(reference)[0] or "(none)", "count": len(completions)}
-        return [{"role": "system", "content": self.template["system"].format(**fields)},
-                {"role": "user", "content": self.template["user"].format(**fields)}]
+        return self._render(fields)
 
     async def ascore_batch(self, completions: Sequence[Any], *, prompts: Sequence[Any] | None = None,
                            **columns: Any) -> list[Score]:
-        import httpx
-
         n = len(completions)
         prompts = list(prompts) if prompts is not None else _column(columns, "prompt", n)
         refs = _column(columns, self.reference_column, n)
@@ -415,8 +414,7 @@ class GroupJudge(_JudgeBase):
                 groups.append([i])
         gate = asyncio.Semaphore(self.max_concurrency)
         out: list[Score] = [Score.error()] * n
-        async with httpx.AsyncClient(timeout=self.timeout, trust_env=False,
-                                     limits=httpx.Limits(max_connections=self.max_concurrency)) as client:
+        async with self._client() as client:
             done = await asyncio.gather(*(self._group(client, gate, [completions[i] for i in g], prompts[g[0]],
                                                       refs[g[0]]) for g in groups))
         for g, scores in zip(groups, done):

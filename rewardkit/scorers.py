@@ -22,7 +22,7 @@ import re
 from typing import Any, Callable
 
 from ._checks import _column, _extractor, _number, _one_of, _safe_extract
-from ._component import Scorer, value_text
+from ._component import Scorer, prompt_text, value_text
 from .matching import Contains, ExactMatch
 from ._score import Score
 from .errors import invalid
@@ -38,14 +38,6 @@ PLACEHOLDERS = frozenset({
     "your answer here", "insert answer here", "reasoning", "your reasoning", "reasoning here",
     "your reasoning here", "step by step reasoning", "tbd", "todo", "n/a",
 })  # fmt: skip
-
-
-def _prompt_text(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, (list, tuple)):
-        return "\n".join(m["content"] for m in prompt if isinstance(m, dict) and isinstance(m.get("content"), str))
-    return ""
 
 
 def _blocks(text: str, pair: tuple[str, str]) -> list[str]:
@@ -83,9 +75,9 @@ def template_echo(text: str, answer: tuple[str, str], reasoning: tuple[str, str]
     """
     if text.count(answer[0]) > 1:
         return f"{text.count(answer[0])} {answer[0]} blocks, not one"
-    prompt_text = _prompt_text(prompt)[:100_000]
+    shown = prompt_text(prompt)[:100_000]
     examples = frozenset(" ".join(c.split()).casefold() for pair in (answer, reasoning) if pair
-                         for c in _blocks(prompt_text, pair))  # fmt: skip
+                         for c in _blocks(shown, pair))  # fmt: skip
     answers = _blocks(text, answer)
     if answers and placeholder(answers[0], examples):
         return f"the answer {answers[0].strip()[:40]!r} is a template placeholder"

@@ -43,6 +43,8 @@ import json
 import secrets
 from typing import Any
 
+from .._component import prompt_text
+
 # Both programs use the standard library only and run on Python >= 3.8. Messages are
 # framed as b"<length>\n<payload>". Judge -> candidate payloads are Python literals that
 # the judge writes (the candidate evaluates them: it is the untrusted side, and the
@@ -542,7 +544,7 @@ def prompt_helpers(prompt: Any, entry_point: str | None) -> str | None:
     itself, or else its fenced code blocks, must parse as Python; only top-level
     definitions, imports and assignments are kept. None when there is nothing to keep.
     """
-    text = _prompt_text(prompt)
+    text = prompt_text(prompt, ("user",)) if isinstance(prompt, (list, tuple)) else prompt_text(prompt)
     if not text or len(text) > 200_000:
         return None
     pieces = [text]
@@ -563,14 +565,4 @@ def prompt_helpers(prompt: Any, entry_point: str | None) -> str | None:
                 return ast.unparse(ast.Module(body=keep, type_ignores=[]))
             except (ValueError, RecursionError):
                 return None
-    return None
-
-
-def _prompt_text(prompt: Any) -> str | None:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, (list, tuple)):
-        for message in reversed(prompt):
-            if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
-                return message["content"]
     return None
