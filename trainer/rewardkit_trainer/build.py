@@ -63,6 +63,12 @@ def lr_factor(optim: OptimConfig) -> Callable[[int], float]:
     return factor
 
 
+def max_model_len(config: Any) -> int:
+    """Tokens an engine must hold: the prompt plus the longest completion asked for."""
+    return config.data.max_prompt_length + max(config.grpo.max_completion_length,
+                                               config.data.eval_max_completion_length or 0)
+
+
 def build_engine(rollout: RolloutConfig, model: Any, tokenizer: Any, *, seed: int | None = None,
                  output_dir: str | None = None, max_model_len: int | None = None) -> RolloutEngine:
     """The rollout engine ``rollout.rollout_engine`` names. On CUDA the built-in static-cache

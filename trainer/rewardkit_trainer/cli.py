@@ -61,9 +61,7 @@ def doctor(argv: Sequence[str]) -> int:
         config = load_config(demo_config_path() if args.config == "demo" else args.config)
         report = sample_and_diagnose(config, prepare(config), prompts=args.prompts)
     except RewardkitError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"rewardkit-train: error: {first}", file=sys.stderr)
-        return 2
+        return _error(exc)
     return print_report(report, args.json)
 
 
@@ -91,12 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = train(config, resume=args.resume, **prepared)
     except RewardkitError as exc:  # InvalidArgument, and PluginError from a reward's plugin
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"rewardkit-train: error: {first}", file=sys.stderr)
-        return 2
+        return _error(exc)
     if os.environ.get("RANK", "0") == "0":  # under torchrun: one line, from rank 0
         print(f"rewardkit-train: done in {result.get('seconds', 0):.0f} s; outputs in {result.get('output_dir')}")
     return 0
+
+
+def _error(exc: BaseException) -> int:
+    """Print a configuration error as one line (its first) and return exit status 2."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    print(f"rewardkit-train: error: {first}", file=sys.stderr)
+    return 2
 
 
 def _check_rewardkit() -> str | None:

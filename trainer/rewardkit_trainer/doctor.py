@@ -22,7 +22,7 @@ def sample_and_diagnose(config: Any, prepared: dict[str, Any], *, prompts: int =
 
     from rewardkit.doctor import diagnose
 
-    from .build import build_engine, seed_everything
+    from .build import build_engine, max_model_len, seed_everything
     from .data import encode_prompt
     from .models import load_model
     from .rollout.base import SamplingParams
@@ -31,9 +31,8 @@ def sample_and_diagnose(config: Any, prepared: dict[str, Any], *, prompts: int =
     seed_everything(c.run)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tokenizer = load_model(c.policy, device=device)
-    longest = max(c.grpo.max_completion_length, c.data.eval_max_completion_length or 0)
     engine = build_engine(c.rollout, model, tokenizer, seed=c.run.seed, output_dir=c.run.output_dir,
-                          max_model_len=c.data.max_prompt_length + longest)  # fmt: skip
+                          max_model_len=max_model_len(c))
     rows = prepared["train_rows"][:prompts]
     g = c.grpo.num_generations
     params = SamplingParams(num_generations=g, max_completion_length=c.grpo.max_completion_length,

@@ -29,8 +29,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .aggregation import aggregate_rewards
-from .build import build_engine, build_optimizer, lr_factor, seed_everything
-from .collapse import CollapseWatch
+from .build import build_engine, max_model_len, build_optimizer, lr_factor, seed_everything
 from .config import GRPOConfig
 from .distributed import Parallel
 from .data import PromptSampler, encode_prompt, load_rows, split
@@ -64,7 +63,8 @@ class GRPOTrainer:
         self.model, self.tokenizer = model, tokenizer
         self.rubric = build_rubric(rubric if rubric is not None else c.scoring.reward, c.scoring.reward_weights,
                                    c.scoring.reward_options, c.scoring.reward_cache)
-        self.monitor = RunMonitor({p.name: p.weight for p in self.rubric.parts})
+        self.monitor = RunMonitor({p.name: p.weight for p in self.rubric.parts}, enabled=self.parallel.is_main,
+                                  no_signal_steps=c.run.collapse_warning_steps, output_dir=c.run.output_dir)
         if train_rows is None:
             train_rows, eval_rows = split(load_rows(c.data), c.data.eval_size)
         self.train_rows, self.eval_rows = train_rows, eval_rows or []
@@ -75,14 +75,12 @@ class GRPOTrainer:
         self.policy = self.parallel.wrap(model, c.policy.mixed_precision)  # what the loss runs through
         self.optimizer = build_optimizer(c.optim, [p for p in self.policy.parameters() if p.requires_grad])
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(c.optim))
-        longest = max(c.grpo.max_completion_length, c.data.eval_max_completion_length or 0)
         self.engine = engine or build_engine(c.rollout, self.parallel.rollout_model(model), tokenizer, seed=c.run.seed,
-                                             output_dir=c.run.output_dir, max_model_len=c.data.max_prompt_length + longest)
+                                             output_dir=c.run.output_dir, max_model_len=max_model_len(c))
         self.step = 0
         self.logger = RunLogger(c.run.output_dir, c.run.report_to, enabled=self.parallel.is_main)
         self.history: list[dict[str, Any]] = []
         self.after_sft: dict[str, float] | None = None
-        self.collapse = CollapseWatch(c.run.collapse_warning_steps, output_dir=c.run.output_dir)
 
     def encode_prompt(self, messages: Any) -> list[int]:
         return encode_prompt(self.tokenizer, messages, self.config.data.max_prompt_length)
@@ -100,9 +98,10 @@ class GRPOTrainer:
                                       max_num_gen_batches=c.max_num_gen_batches, agree=agree)
         rows, prompt_ids, rollout, totals, results = batch.rows, batch.prompt_ids, batch.rollout, batch.totals, batch.results
         offset = self.parallel.rank * share
-        rewards = torch.tensor(self.parallel.gather(totals), dtype=torch.float32)  # the global batch's totals
+        # the global batch's totals (metrics) and aggregated rewards (advantages), one gather
+        both = torch.tensor(self.parallel.gather(list(zip(totals, batch.rewards.tolist()))), dtype=torch.float32)
+        rewards, pooled = both[:, 0], both[:, 1]
         # advantages: each reward against its group's (a group never spans ranks)
-        pooled = torch.tensor(self.parallel.gather(batch.rewards.tolist()), dtype=torch.float32)
         adv = group_advantages(pooled, g, c.scale_rewards)[offset * g : offset * g + len(totals)]
         sampling = {k: self.parallel.mean(v) for k, v in sampling.items()}
         # 4-5. loss and optimizer step(s); then the engine follows the new weights
@@ -292,7 +291,6 @@ class GRPOTrainer:
         bar = progress_bar(run.progress and self.parallel.is_main, max_steps, self.step)
         while self.step < max_steps:
             metrics = self.train_step()
-            self.collapse.update(self.step, metrics)  # says once if no group had any reward variance
             self.history.append({"step": self.step, "reward": metrics["reward/mean"]})
             if self.step % run.logging_steps == 0 or self.step == max_steps:
                 self.logger.log(self.step, metrics)
