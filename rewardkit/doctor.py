@@ -223,14 +223,14 @@ def _probe(report: Report, rubric: Any, rows: Sequence[dict[str, Any]], names: l
             base = rubric.score(start, row.get("prompt"), **cols)
             base_vals = {n: float(base.parts[n].value or 0.0) for n in names}
             for edit, text in _cliffs(start, reasoning_tag, answer_tag).items():
-                probes.append(("cliff", edit, text, cols, base.total, base_vals))
+                probes.append(("cliff", edit, text, row.get("prompt"), cols, base.total, base_vals))
             for n in names:
                 scale[n] = max(scale[n], abs(base_vals[n]))
             best = base.total if best is None or (base.total or 0) > (best or 0) else best
         for hack, text in _hacks(answer, reasoning_tag, answer_tag).items():
-            probes.append(("hack", hack, text, cols, best, {}))
-    for kind, label, text, cols, base_total, base_vals in probes:
-        got = rubric.score(text, **cols)
+            probes.append(("hack", hack, text, row.get("prompt"), cols, best, {}))
+    for kind, label, text, prompt, cols, base_total, base_vals in probes:
+        got = rubric.score(text, prompt, **cols)  # with the prompt, as the baseline was scored
         vals = {n: float(got.parts[n].value or 0.0) for n in names}
         for n in names:
             scale[n] = max(scale[n], abs(vals[n]))

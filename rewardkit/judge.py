@@ -42,7 +42,7 @@ from typing import Any, Mapping, Sequence
 
 from ._async import run_sync
 from ._component import Verifier, completion_text, prompt_text, value_text
-from ._score import Score, Status
+from ._score import Score, Status, describe
 from .errors import invalid_argument
 
 __all__ = ["Judge", "GroupJudge", "parse_grade", "parse_ranking", "DEFAULT_TEMPLATE", "GROUP_TEMPLATE"]
@@ -242,7 +242,7 @@ class _JudgeBase(Verifier):
                 except (asyncio.TimeoutError, httpx.TimeoutException):
                     raise _Failure(Status.TIMEOUT, f"judge gave no answer within {self.timeout:g} s") from None
                 except httpx.HTTPError as exc:  # dropped connection, refused, protocol error
-                    last = f"{type(exc).__name__}: {str(exc)[:100]}"
+                    last = describe(exc)[:120]
                     continue
             if response.status_code == 429 or response.status_code >= 500:
                 last = f"HTTP {response.status_code}"
@@ -354,7 +354,7 @@ class Judge(_JudgeBase):
         except _Failure as f:
             return Score(0.0, f.status, None, f.reason, time.perf_counter() - start)
         except Exception as exc:  # noqa: BLE001 - never raise on what the endpoint does
-            return Score.error(reason=f"{type(exc).__name__}: {str(exc)[:120]}", elapsed=time.perf_counter() - start)
+            return Score.error(reason=describe(exc)[:150], elapsed=time.perf_counter() - start)
         value, answer = parse_grade(reply, self.grade, self.scale)
         elapsed = time.perf_counter() - start
         if value is None:
@@ -432,7 +432,7 @@ class GroupJudge(_JudgeBase):
         except _Failure as f:
             return [Score(0.0, f.status, None, f.reason, time.perf_counter() - start)] * k
         except Exception as exc:  # noqa: BLE001
-            return [Score.error(reason=f"{type(exc).__name__}: {str(exc)[:120]}")] * k
+            return [Score.error(reason=describe(exc)[:150])] * k
         order, why = parse_ranking(reply, k)
         elapsed = (time.perf_counter() - start) / k
         if order is None:

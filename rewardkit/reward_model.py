@@ -22,8 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ._component import Verifier, completion_text, row_columns, value_text
-from ._score import Score, Status
+from ._component import Verifier, completion_text, prompt_text, row_columns, value_text
+from ._score import Score, Status, describe
 from .errors import invalid_argument
 
 __all__ = ["RewardModel"]
@@ -103,7 +103,7 @@ class RewardModel(Verifier):
                 return tok.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=False)
             except Exception:  # noqa: BLE001 - a hostile prompt: fall back to plain text
                 pass
-        question = completion_text(prompt) if isinstance(prompt, (list, tuple)) else (value_text(prompt)[0] or "")
+        question = prompt_text(prompt)
         return f"{question}{self.separator}{answer}" if question else answer
 
     # scoring ---------------------------------------------------------------------------
@@ -143,7 +143,7 @@ class RewardModel(Verifier):
                 logits = torch.sigmoid(logits)
             values = logits.cpu().tolist()
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop training
-            reason = f"{type(exc).__name__}: {str(exc)[:150]}"
+            reason = describe(exc)[:200]
             return [Score.error(reason=reason, elapsed=time.perf_counter() - start)] * len(completions)
         each = (time.perf_counter() - start) / max(len(completions), 1)
         return [Score(v, Status.OK, None, "reward model", each) if math.isfinite(v)

@@ -544,7 +544,7 @@ def prompt_helpers(prompt: Any, entry_point: str | None) -> str | None:
     itself, or else its fenced code blocks, must parse as Python; only top-level
     definitions, imports and assignments are kept. None when there is nothing to keep.
     """
-    text = prompt_text(prompt, ("user",)) if isinstance(prompt, (list, tuple)) else prompt_text(prompt)
+    text = prompt_text(prompt, ("user",))
     if not text or len(text) > 200_000:
         return None
     pieces = [text]
