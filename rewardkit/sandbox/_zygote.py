@@ -210,9 +210,11 @@ def _template(sock):
             req["compiled"] = _compiled(compiled, req["code"])
             pid = os.fork()
             if pid == 0:
-                if os.fork() == 0:  # orphaned at once: the worker reaps and sweeps it
-                    _child(req, req["workdir"], fds, True)
-                os._exit(0)
+                try:  # whatever happens here, this middle process never returns to the loop
+                    if os.fork() == 0:  # orphaned at once: the worker reaps and sweeps it
+                        _child(req, req["workdir"], fds, True)
+                finally:
+                    os._exit(0)
             os.waitpid(pid, 0)
             answer = b"ok"
         except Exception:

@@ -5,14 +5,15 @@ One sandboxed run holds two processes:
 - the **judge** (the run's own program, trusted): it holds the tests, the dataset's
   helpers and the per-test tokens; it runs every test and, only when a test passed,
   writes that test's token to file descriptor 3, the run's result channel;
-- the **candidate**: a fresh interpreter (``fork`` + ``execve``, so nothing of the
-  judge's memory is in it) that loads the model's code and answers calls. It holds
-  neither the tests, the tokens nor the result channel.
+- the **candidate**: a process the sandbox worker forks from its pristine template (a
+  warm interpreter forked before the worker read any request, so nothing of any task's
+  code, stdin or secret is in its memory) that loads the model's code and answers calls.
+  It holds neither the tests, the tokens nor the result channel.
 
 The judge's tests see the candidate's functions as proxies. A call crosses as data: the
-arguments go over a pipe as tagged JSON (None, bool, int, float, complex, str, bytes,
-tuple, list, set, frozenset, dict, nested), the candidate runs the function and sends
-back a value of the same kinds, an exception (type name and message) or a failure. The
+arguments go over a pipe as Python literals the judge writes, the candidate runs the
+function and sends back tagged JSON (None, bool, int, float, complex, str, bytes, tuple,
+list, set, frozenset, dict, nested) that the judge decodes, a value of those kinds, an exception (type name and message) or a failure. The
 judge never unpickles or evaluates what the candidate sends; it decodes data. So the
 candidate can only return values, raise, or fail: it cannot see or change the tests,
 the assertions, the builtins they use or the verdict. Instances of classes the
@@ -121,7 +122,7 @@ def _enc(v, handle, depth=0):
         raise _NotPlain("a value nested deeper than 400")
     if v is None:
         return "null"
-    if v is True or v is False or isinstance(v, bool):
+    if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         v = int.__index__(v)
@@ -161,7 +162,7 @@ def _kind(value):
 
 
 def _serve():
-    source = _recv()
+    source, entry = _recv()
     _sys.modules["solution"] = _module
     try:
         exec(compile(source, "solution.py", "exec"), _module.__dict__)
@@ -169,7 +170,7 @@ def _serve():
         _send('{"ok":0,"error":%s}' % _str(("%s: %s" % (type(exc).__name__, exc))[:300]))
         return
     names = ["%s:%s" % (_str(k), _kind(v)) for k, v in list(_module.__dict__.items())
-             if isinstance(k, str) and not (k.startswith("__") and k.endswith("__"))]
+             if isinstance(k, str) and not (k.startswith("__") and k.endswith("__")) and entry in (None, k)]
     _send('{"ok":1,"names":{%s}}' % ",".join(names))
     while True:
         try:
@@ -234,13 +235,8 @@ def _judge(payload):
     try:  # the worker started the candidate from its pristine template: we hold 5 and 6
         os.fstat(5), os.fstat(6)
         req_w, rsp_r = 5, 6
-    except OSError:  # a fresh interpreter, nothing of this process's memory, two pipe ends
-        req_r, req_w = os.pipe()
-        rsp_r, rsp_w = os.pipe()
-        os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", payload["server"]], dict(os.environ),
-                       file_actions=[(os.POSIX_SPAWN_DUP2, req_r, 3), (os.POSIX_SPAWN_DUP2, rsp_w, 4)])
-        for fd in (req_r, rsp_w):
-            os.close(fd)
+    except OSError:  # run without make_task(candidate=...): never start one ourselves
+        return _fail_all("no candidate process (the task must be made with candidate=CANDIDATE)")
     os.chdir("/")  # nothing the candidate writes is on this process's import path or cwd
     inbox = bytearray()
     state = {"gone": None, "cross": None}
@@ -298,7 +294,7 @@ def _judge(payload):
         def __repr__(self):
             return "<the candidate's %s object>" % self._rk_type
 
-    proxies = {}
+    proxies, remotes = {}, {}
 
     def _lit(v, depth=0):
         """A Python literal of plain data, handles and proxies, for the candidate to read."""
@@ -307,8 +303,6 @@ def _judge(payload):
         t, d = type(v), depth + 1
         if v is None or t is bool:
             return repr(v)
-        if isinstance(v, bool):
-            return repr(bool(v))
         if isinstance(v, int):
             return hex(int(v))
         if isinstance(v, float):
@@ -365,8 +359,8 @@ def _judge(payload):
                     raise ValueError("malformed dict item")
                 out[_dec(pair[0], depth + 1)] = _dec(pair[1], depth + 1)
             return out
-        if tag == "h" and type(body) is int:
-            return Remote(body, str(v.get("t"))[:60])
+        if tag == "h" and type(body) is int:  # one Remote per object, so identity holds here too
+            return remotes.setdefault(body, Remote(body, str(v.get("t"))[:60]))
         raise ValueError("malformed value")
 
     def _first_remote(value):
@@ -434,7 +428,7 @@ def _judge(payload):
         return proxy
 
     try:
-        _send(repr(payload["source"]))
+        _send(repr((payload["source"], payload["entry"])))  # with an entry point, only its name comes back
         loaded = _recv()
     except BaseException as exc:
         return _fail_all("the candidate did not load (%s)" % type(exc).__name__)
@@ -513,7 +507,6 @@ def build_driver(
         "entry": entry_point,
         "plain": bool(plain),
         "helpers": list(helpers or []),
-        "server": _CANDIDATE,  # used only where the worker could not start the candidate
     }
     return _JUDGE, json.dumps(payload), tokens
 
@@ -529,18 +522,13 @@ def read_verdicts(channel: bytes | None, tokens: list[str]) -> list[tuple[str, s
     return [found.get(tok, ("missing", "")) for tok in tokens]
 
 
-def passed_tests(channel: bytes | None, tokens: list[str]) -> list[bool]:
-    """Which tests the judge reported as passed."""
-    return [verdict == "pass" for verdict, _ in read_verdicts(channel, tokens)]
-
-
 _HELPER_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)
 
 
 def prompt_helpers(prompt: Any, entry_point: str | None) -> str | None:
     """The definitions a code prompt gives (HumanEval's ``poly``), minus the entry point.
 
-    ``prompt`` is the row's prompt: text, or chat messages (the last user turn). The text
+    ``prompt`` is the row's prompt: text, or chat messages (their user turns). The text
     itself, or else its fenced code blocks, must parse as Python; only top-level
     definitions, imports and assignments are kept. None when there is nothing to keep.
     """

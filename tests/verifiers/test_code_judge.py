@@ -194,3 +194,14 @@ def test_prompts_from_trl_reach_the_helpers():
             prompts=[p], completions=["```python\ndef quad(x):\n    return 4 * x\n```"], test=[test], entry_point=["quad"]
         )
         assert rewards == [1.0]
+
+
+def test_one_candidate_object_is_one_handle_and_unused_globals_never_cross(verifier):
+    code = ("class Node:\n    def __init__(self):\n        self.me = self\n"
+            "    def same(self):\n        return self\n"
+            "TABLE = [True] * 6_000_000  # far over the judge's message cap as JSON\n"
+            "def make():\n    return Node()")
+    tests = "def check(candidate):\n    n = candidate()\n    assert n.me == n and n.same() is n\n"
+    loose = CodeTests(plain_results=False, timeout=20)
+    score = loose.score(_fenced(code), test=tests, entry_point="make")
+    assert score.status is Status.OK, score.reason
