@@ -262,20 +262,26 @@ class _PartReward:
         self.__name__ = name
 
     def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None, **kwargs: Any) -> list[float | None]:
-        completions = list(completions or [])
+        given, completions = completions, list(completions or [])
         n = len(completions)
-        part = self.rubric._by_name[self.__name__]
+        rubric = self.rubric
+        part = rubric._by_name[self.__name__]
         prompts_list = list(prompts) if prompts is not None else [None] * n
         extras = {k: kwargs[k] for k in _TRL_EXTRAS if k in kwargs}
         rows = row_columns(n, {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS})
-        gate = self.rubric.gates.get(part.name)
+        gate = rubric.gates.get(part.name)
+        # TRL calls each part on its own with the same completions list: a gate's verdicts,
+        # scored by its own function, are kept for the part it gates (never scored twice)
+        memo = rubric.__dict__.setdefault("_gate_memo", {})
+        kept = memo.get(gate) if gate is not None else None
+        todo = [part] if gate is None or (kept and kept[0] is given) else [part, rubric._by_name[gate]]
+        scored = rubric._per_part(todo, completions, prompts_list, rows, extras, None, None)
+        if part.name in rubric.gates.values():
+            memo[part.name] = (given, scored[0])
         if gate is None:
-            (scores,) = self.rubric._per_part([part], completions, prompts_list, rows, extras, None, None)
-            return [s.value for s in scores]
-        # a gated part needs its gate's verdict too (TRL calls each part on its own)
-        scores, gates = self.rubric._per_part([part, self.rubric._by_name[gate]], completions, prompts_list, rows,
-                                              extras, None, None)  # fmt: skip
-        return [_gated(s, gate, g).value for s, g in zip(scores, gates)]
+            return [s.value for s in scored[0]]
+        verdicts = scored[1] if len(scored) > 1 else kept[1]
+        return [_gated(s, gate, g).value for s, g in zip(scored[0], verdicts)]
 
     def __repr__(self) -> str:
         return f"<reward function {self.__name__!r} of {self.rubric!r}>"

@@ -433,3 +433,25 @@ def test_gates_survive_pickling_and_bad_gates_raise():
         from rewardkit.presets import math_rubric
 
         math_rubric(format_gate="yes")
+
+
+def test_trl_part_functions_score_a_gate_once():
+    from rewardkit import Verifier
+
+    calls = []
+
+    class Reads(Verifier):
+        default_name = "reads"
+
+        def _score(self, text, **columns):
+            calls.append(text)
+            return Score.ok(1.0) if text.strip().isdigit() else Score.unparseable(reason="no number")
+
+    r = Rubric({"correct": (Reads(), 1.0), "form": (lambda t: 1.0, 0.2)}, gates={"form": "correct"})
+    funcs, _ = r.reward_funcs()
+    completions = ["12", "twelve"]
+    assert funcs[0](completions=completions) == [1.0, 0.0]
+    assert funcs[1](completions=completions) == [1.0, 0.0]  # the gate's verdicts are reused
+    assert len(calls) == 2
+    assert funcs[1](completions=["7", "x"]) == [1.0, 0.0]  # another batch: the gate is scored for it
+    assert len(calls) == 4
