@@ -100,7 +100,7 @@ class GRPOTrainer:
         offset = self.parallel.rank * share
         # the global batch's totals (metrics) and aggregated rewards (advantages), one gather
         both = torch.tensor(self.parallel.gather(list(zip(totals, batch.rewards.tolist()))), dtype=torch.float32)
-        rewards, pooled = both[:, 0], both[:, 1]
+        rewards, pooled = both[:, 0].contiguous(), both[:, 1].contiguous()  # reductions as over a flat list
         # advantages: each reward against its group's (a group never spans ranks)
         adv = group_advantages(pooled, g, c.scale_rewards)[offset * g : offset * g + len(totals)]
         sampling = {k: self.parallel.mean(v) for k, v in sampling.items()}
