@@ -38,6 +38,30 @@ def tokenizer(vocab: int):
     return fast
 
 
+def fsdp2_lora_wrap(self, model, mixed_precision="no", rollout_copy=True):
+    """The alternative to DDP for LoRA, for ``--lora-sharding fsdp2`` (issue 18 asks for the
+    measured better one): ``fully_shard`` per decoder layer and the root over the peft
+    model (frozen base and adapter sharded alike), and, since the engine must decode from
+    whole weights without collectives, a full rollout copy refreshed after each step, as
+    for full fine-tuning."""
+    import copy
+
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    from rewardkit_trainer.distributed import LogprobHead
+    from rewardkit_trainer.models import unwrap
+
+    if not self.enabled:
+        return model
+    self.fsdp = True
+    self._rollout_copy = copy.deepcopy(model).requires_grad_(False)
+    for layer in unwrap(model).model.layers:
+        fully_shard(layer, mp_policy=MixedPrecisionPolicy())
+    head = LogprobHead(model)
+    fully_shard(head, mp_policy=MixedPrecisionPolicy())
+    return head
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -50,7 +74,13 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--lora-sharding", choices=["ddp", "fsdp2"], default="ddp",
+                    help="ddp: the trainer's own choice; fsdp2: fsdp2_lora_wrap")
     args = ap.parse_args()
+    if args.lora and args.lora_sharding == "fsdp2":
+        from rewardkit_trainer.distributed import Parallel
+
+        Parallel.wrap = fsdp2_lora_wrap
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from rewardkit_trainer.config import GRPOConfig
@@ -90,15 +120,16 @@ def main() -> None:
         return out
 
     trainer.parallel.refresh_rollout_model = timed
-    seconds, tokens = [], []
+    seconds, tokens, losses = [], [], []
     for _ in range(args.steps):
         t0 = time.perf_counter()
         m = trainer.train_step()
         seconds.append(time.perf_counter() - t0)
         tokens.append(m["completion_length/mean"] * args.prompts * args.gens)
+        losses.append([m["loss"], m["grad_norm"]])
     peak_cuda = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     out = {"rank": trainer.parallel.rank, "world_size": trainer.parallel.world_size,
-           "step_seconds": seconds, "completion_tokens": tokens, "refresh_seconds": refresh,
+           "step_seconds": seconds, "completion_tokens": tokens, "loss_grad_norm": losses, "refresh_seconds": refresh,
            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
            "peak_cuda_gib": peak_cuda}
     Path(args.out, f"rank{trainer.parallel.rank}.json").write_text(json.dumps(out))

@@ -50,7 +50,25 @@ def run(ranks: int, args: argparse.Namespace, extra: list[str]) -> dict:
     refresh = per_rank[0]["refresh_seconds"][1:]
     return {"ranks": ranks, "tokens_per_s": sum(tokens) / sum(steps), "step_s": sum(steps) / len(steps),
             "refresh_ms": 1000 * sum(refresh) / len(refresh) if refresh else 0.0,
-            "peak_gib_max": max(mem), "peak_gib_min": min(mem)}
+            "peak_gib_max": max(mem), "peak_gib_min": min(mem), "loss_grad_norm": per_rank[0]["loss_grad_norm"]}
+
+
+def compare_lora(args: argparse.Namespace, extra: list[str]) -> None:
+    """LoRA at ``--max-ranks`` ranks, DDP (the trainer's choice) against FSDP2 with a
+    rollout copy, alternated ``--repeats`` times in this one run."""
+    rows = []
+    for rep in range(args.repeats):
+        for how in ("ddp", "fsdp2"):
+            r = run(args.max_ranks, args, [*extra, "--lora", "--lora-sharding", how])
+            rows.append({**r, "how": how, "rep": rep})
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"device {args.device}; {args.max_ranks} ranks; worker args: {' '.join(extra) or '(defaults)'}")
+    print("\n| LoRA sharding | repeat | completion tokens/s | step s | rollout-copy refresh ms | peak GiB per rank "
+          "| loss, grad norm of the last step |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        loss, norm = r["loss_grad_norm"][-1]
+        print(f"| {r['how']} | {r['rep']} | {r['tokens_per_s']:.1f} | {r['step_s']:.2f} | {r['refresh_ms']:.1f} | "
+              f"{r['peak_gib_min']:.3f}-{r['peak_gib_max']:.3f} | {loss:.6f}, {norm:.6f} |")
 
 
 def main() -> None:
@@ -58,11 +76,15 @@ def main() -> None:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--max-ranks", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1, help="OMP threads per rank")
+    ap.add_argument("--compare-lora", action="store_true", help="LoRA: DDP against FSDP2 at --max-ranks ranks")
+    ap.add_argument("--repeats", type=int, default=2, help="with --compare-lora: alternations")
     args, extra = ap.parse_known_args()
     if args.max_ranks is None:
         import torch
 
         args.max_ranks = torch.cuda.device_count() if args.device == "cuda" else 2
+    if args.compare_lora:
+        return compare_lora(args, extra)
     sizes = [0] + [n for n in (1, 2, 4, 8, 16) if n <= args.max_ranks]  # 0: plain python, no torchrun
     rows = [run(n, args, extra) for n in sizes]
     base = rows[1]["tokens_per_s"]

@@ -241,3 +241,34 @@ def test_two_ranks_each_sample_with_their_own_vllm_engine(tmp_path):
     metrics = _metrics(tmp_path / "vllm2")
     assert [m["step"] for m in metrics if "reward/mean" in m] == [1, 2]
     assert all(m["rollout_seconds"] > 0 for m in metrics if "reward/mean" in m)
+
+
+@pytest.mark.vllm
+def test_full_fine_tuning_with_vllm_two_ranks_make_the_same_update_as_one(tmp_path):
+    """Full fine-tuning (FSDP2) under torchrun with rollout_engine = "vllm": each rank's
+    engine is built from the whole model before sharding and keeps no second copy; after each
+    step it reloads the gathered shards. Groups are seeded per group, so 1 and 2 ranks draw
+    the same completions and make the same update; the final model is gathered and saved."""
+    sys.path.insert(0, str(HERE))
+    from tiny import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    tiny_model(tok, hidden=64, heads=2).save_pretrained(tmp_path / "model")  # head_dim 32 for vLLM-CPU
+    tok.save_pretrained(tmp_path / "model")
+    with open(tmp_path / "data.jsonl", "w") as f:
+        for i in range(16):
+            f.write(json.dumps({"question": f"say a {i}", "answer": "a"}) + "\n")
+    for name, ranks in (("one", "1"), ("two", "2")):
+        config = _config(tmp_path, name, "full", 2)
+        config.write_text(config.read_text() + 'rollout_engine = "vllm"\n')
+        _torchrun("--nproc-per-node", ranks, config=config)
+    steps = [m for m in _metrics(tmp_path / "two") if "reward/mean" in m]
+    assert [m["step"] for m in steps] == [1, 2]
+    # step 2 samples from the weights step 1 made: the engine's log-probs are the trainer's
+    assert steps[1]["sampling/sampling_logp_difference/max"] < 1e-4, steps[1]
+    _same_update(tmp_path / "one", tmp_path / "two", tol=1e-4)
+    from safetensors.torch import load_file
+
+    start = load_file(str(tmp_path / "model" / "model.safetensors"))
+    final = _weights(tmp_path / "two")  # gathered from the shards at the end
+    assert final.keys() <= start.keys() and max(float((final[k] - start[k]).abs().max()) for k in final) > 1e-4

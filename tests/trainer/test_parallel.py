@@ -47,7 +47,6 @@ def test_more_than_one_rank_gets_a_reward_timeout():
 @pytest.mark.parametrize("kwargs, field", [
     ({"prompts_per_step": 3}, "prompts_per_step"),
     ({"use_peft": False, "sft_steps": 2}, "sft_steps"),
-    ({"use_peft": False, "rollout_engine": "vllm"}, "rollout_engine"),
     ({"load_in_4bit": True}, "load_in_4bit"),
 ])
 def test_torchrun_refuses_settings_that_change_the_update(kwargs, field):

@@ -6,6 +6,7 @@ The peft merge and config validation need no vLLM.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from types import SimpleNamespace
 
@@ -167,6 +168,28 @@ def test_duplicate_prompts_get_distinct_samples(full):
     params = SamplingParams(num_generations=4, max_completion_length=12, temperature=1.0, seed=11)
     out = engine.generate([PROMPTS[0]] * 2, params)
     assert len({tuple(ids) for ids in out.completion_ids}) > 4  # not two copies of one group
+
+
+@pytest.mark.vllm
+def test_group_seeds_make_a_group_independent_of_its_batch(full):
+    """Under torchrun each prompt group carries its own seed (distributed.group_seed): the
+    group must sample the same completions alone, or third in a batch of three, in any call."""
+    from rewardkit_trainer.rollout.base import generate_groups
+
+    _, engine = full
+    assert engine.supports_group_seeds
+    params = SamplingParams(num_generations=3, max_completion_length=10, temperature=1.0, seed=0)
+    batch = generate_groups(engine, PROMPTS[:3], params, seeds=[100, 101, 102])
+    alone = generate_groups(engine, PROMPTS[2:3], params, seeds=[102])
+    assert alone.completion_ids == batch.completion_ids[6:9]
+    assert alone.logprobs == batch.logprobs[6:9]
+    other = generate_groups(engine, PROMPTS[2:3], params, seeds=[103])  # another seed, other draws
+    assert other.completion_ids != alone.completion_ids
+    # neighbouring group seeds never share a sample's seed: duplicate prompts differ
+    dup = generate_groups(engine, [PROMPTS[0]] * 2, params, seeds=[7, 8])
+    assert len({tuple(ids) for ids in dup.completion_ids}) > 3
+    with pytest.raises(ValueError, match="group_seeds"):
+        engine.generate(PROMPTS[:2], dataclasses.replace(params, group_seeds=(1,)))
 
 
 @pytest.mark.vllm
@@ -419,5 +442,6 @@ def test_hf_weights_merges_lora_without_touching_the_policy():
     ids = torch.tensor([PROMPTS[2]])
     with torch.no_grad():
         assert torch.allclose(base(ids).logits, model(ids).logits, atol=1e-5)
+
 
 

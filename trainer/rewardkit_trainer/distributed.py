@@ -23,7 +23,11 @@ own full-weight copy, so decoding runs no collectives. For LoRA that copy is the
 itself (no extra memory); for full fine-tuning it is one extra full copy of the weights in
 the policy dtype per rank (16 GiB for an 8B model in bf16), refreshed after each optimizer
 step one parameter at a time (``refresh_rollout_model``: peak extra memory is the largest
-single tensor, not the model).
+single tensor, not the model). The vLLM engine is that copy itself: built before sharding,
+it reloads the gathered shards one tensor at a time (``models.hf_weights``).
+
+LoRA runs under DDP rather than FSDP2 by measurement (bench/results/distributed.md): the
+engine needs the whole base on every rank anyway, so FSDP2 was slower and heavier.
 
 Limits: data parallel only (no tensor/pipeline/context parallel); the SFT warm start and
 ``beta > 0`` with full fine-tuning keep a replicated model (warm start refused, reference
@@ -140,9 +144,6 @@ class Parallel:
         if config.sft.sft_steps and not config.policy.use_peft:
             raise invalid_argument("sft_steps", config.sft.sft_steps, "needs use_peft=True under torchrun (the "
                                    "warm start steps the unsharded model)")
-        if config.rollout.rollout_engine == "vllm" and not config.policy.use_peft:
-            raise invalid_argument("rollout_engine", "vllm", "under torchrun needs use_peft=True for now (the "
-                                   "full fine-tuning refresh feeds the built-in engines)")
 
     def reward_timeout(self, timeout: float | None) -> float | None:
         """With more than one rank a reward that never returns must not hang the run."""
@@ -151,9 +152,11 @@ class Parallel:
         return timeout
 
     # sharding ---------------------------------------------------------------------------
-    def wrap(self, model: torch.nn.Module, mixed_precision: str = "no") -> torch.nn.Module:
+    def wrap(self, model: torch.nn.Module, mixed_precision: str = "no", rollout_copy: bool = True) -> torch.nn.Module:
         """The module the loss runs through: ``model`` itself on one process; DDP over a
-        :class:`LogprobHead` for LoRA; FSDP2 (per decoder layer, then the root) otherwise."""
+        :class:`LogprobHead` for LoRA; FSDP2 (per decoder layer, then the root) otherwise.
+        ``rollout_copy=False``: the engine keeps its own weights (vLLM), so FSDP2 keeps no
+        full copy for it; the refresh then streams gathered tensors into the engine."""
         if not self.enabled:
             return model
         from .models import is_peft, unwrap
@@ -168,9 +171,10 @@ class Parallel:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         self.fsdp = True
-        rollout = copy.deepcopy(model).requires_grad_(False)  # decodes without collectives
-        # with bf16 compute the sampler needs no fp32 weights: half the copy's memory
-        self._rollout_copy = rollout.to(torch.bfloat16) if mixed_precision == "bf16" else rollout
+        if rollout_copy:
+            rollout = copy.deepcopy(model).requires_grad_(False)  # decodes without collectives
+            # with bf16 compute the sampler needs no fp32 weights: half the copy's memory
+            self._rollout_copy = rollout.to(torch.bfloat16) if mixed_precision == "bf16" else rollout
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) \
             if mixed_precision == "bf16" else MixedPrecisionPolicy()
         for layer in unwrap(model).model.layers:
@@ -186,7 +190,10 @@ class Parallel:
     @torch.no_grad()
     def refresh_rollout_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """Copy the sharded weights into the rollout copy one parameter at a time (an
-        all-gather each), so the gather never holds the whole model twice."""
+        all-gather each), so the gather never holds the whole model twice. Without a copy
+        (LoRA, one process, or an engine with its own weights) the model itself: the vLLM
+        engine's sync reads its tensors one at a time and gathers each shard
+        (``models.hf_weights``), every rank in the same order."""
         if self._rollout_copy is None:
             return model
         target = dict(self._rollout_copy.named_parameters())
@@ -195,6 +202,17 @@ class Parallel:
             target[name].copy_(full)
             del full
         return self._rollout_copy
+
+    def full_state_dict(self, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+        """The whole model's weights for rank 0 to save, or None where ``model`` itself has
+        them. Sharded without a rollout copy: gathered to rank 0's CPU, parameter by
+        parameter (torch.distributed.checkpoint's full state dict; a collective: every
+        rank calls it, other ranks get an empty dict)."""
+        if not self.fsdp or self._rollout_copy is not None:
+            return None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     # rollouts ---------------------------------------------------------------------------
     def generate(self, engine: Any, prompt_ids: Sequence[Sequence[int]], params: Any, seed: int, step: int,

@@ -125,11 +125,12 @@ def _atomic_dir(target: Path):
     return tmp
 
 
-def save_model(model: Any, tokenizer: Any, path: str | os.PathLike[str]) -> Path:
-    """Save the trainable state: the adapter with peft, else the full model (atomically)."""
+def save_model(model: Any, tokenizer: Any, path: str | os.PathLike[str], state_dict: dict | None = None) -> Path:
+    """Save the trainable state: the adapter with peft, else the full model (atomically).
+    ``state_dict``: the weights to write in place of the model's own (gathered shards)."""
     target = Path(path)
     tmp = _atomic_dir(target)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(tmp)
     _replace_dir(tmp, target)
     return target
@@ -243,7 +244,9 @@ def hf_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
     """
     if not is_peft(model):
         for name, tensor in model.state_dict().items():
-            yield name, tensor.detach()
+            # an FSDP2 shard is gathered here, one tensor at a time (a collective: every
+            # rank iterates in the same order)
+            yield name, (tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor).detach()
         return
     import torch
     from peft.tuners.lora import LoraLayer

@@ -18,6 +18,7 @@ liger/unsloth patches, entropy masking. (Reward models are rubric parts: `reward
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from functools import partial
@@ -30,7 +31,7 @@ import torch
 from . import checkpoint as ckpt
 from .aggregation import aggregate_rewards
 from .build import build_engine, max_model_len, build_optimizer, lr_factor, seed_everything
-from .config import GRPOConfig
+from .config import GRPOConfig, resolve_rollout_engine
 from .distributed import Parallel
 from .data import PromptSampler, encode_prompt, load_rows, split
 from .dynamic_sampling import Draw, fill_groups
@@ -72,15 +73,24 @@ class GRPOTrainer:
         self.ref_model = None
         if c.grpo.beta > 0 and reference_context(model) is None:  # full fine-tuning needs a frozen copy
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.policy = self.parallel.wrap(model, c.policy.mixed_precision)  # what the loss runs through
+        # vLLM holds its own copy of the weights: built from the whole model before sharding,
+        # it needs no second copy (distributed.py); the built-in engines decode from one
+        self._rollout = dataclasses.replace(c.rollout, rollout_engine=resolve_rollout_engine(c.rollout))
+        if engine is None and self._rollout.rollout_engine == "vllm":
+            engine = self._build_engine(model)
+        self.policy = self.parallel.wrap(model, c.policy.mixed_precision, rollout_copy=engine is None)
         self.optimizer = build_optimizer(c.optim, [p for p in self.policy.parameters() if p.requires_grad])
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(c.optim))
-        self.engine = engine or build_engine(c.rollout, self.parallel.rollout_model(model), tokenizer, seed=c.run.seed,
-                                             output_dir=c.run.output_dir, max_model_len=max_model_len(c))
+        self.engine = engine or self._build_engine(self.parallel.rollout_model(model))
         self.step = 0
         self.logger = RunLogger(c.run.output_dir, c.run.report_to, enabled=self.parallel.is_main)
         self.history: list[dict[str, Any]] = []
         self.after_sft: dict[str, float] | None = None
+
+    def _build_engine(self, model: Any) -> RolloutEngine:
+        c = self.config
+        return build_engine(self._rollout, model, self.tokenizer, seed=c.run.seed, output_dir=c.run.output_dir,
+                            max_model_len=max_model_len(c))
 
     def encode_prompt(self, messages: Any) -> list[int]:
         return encode_prompt(self.tokenizer, messages, self.config.data.max_prompt_length)
@@ -328,9 +338,10 @@ class GRPOTrainer:
         evals = {"before": before, "after_sft": self.after_sft, "after": after}
         summary = {"steps": self.step, "seconds": seconds, "engine": self.engine.name,
                    "world_size": self.parallel.world_size}
+        gathered = self.parallel.full_state_dict(self.model)  # every rank takes part in the gather
         if self.parallel.is_main:  # one writer; the rollout model holds full weights on every rank
             full = self.parallel.rollout_model(self.model)
-            save_model(full, self.tokenizer, out / ("adapter" if c.policy.use_peft else "model"))
+            save_model(full, self.tokenizer, out / ("adapter" if c.policy.use_peft else "model"), gathered)
             if c.run.save_merged and c.policy.use_peft:
                 save_merged(full, self.tokenizer, out / "merged")
             self.logger.close()

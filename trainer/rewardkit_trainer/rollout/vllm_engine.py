@@ -92,6 +92,8 @@ class VLLMEngine(RolloutEngine):
     """
 
     name = "vllm"
+    #: ``params.group_seeds`` seeds each prompt's request on its own (see :meth:`generate`)
+    supports_group_seeds = True
 
     @classmethod
     def from_config(cls, model: Any, tokenizer: Any, config: Any, **kwargs: Any) -> "VLLMEngine":
@@ -203,12 +205,10 @@ class VLLMEngine(RolloutEngine):
         # vLLM refuses n > 1 when greedy; greedy samples are identical, so sample once and copy
         greedy = params.temperature == 0.0
         requests, sampling = [], []
+        if params.group_seeds is not None and len(params.group_seeds) != len(prompt_ids):
+            raise ValueError(f"group_seeds has {len(params.group_seeds)} seeds for {len(prompt_ids)} prompts")
         for i, ids in enumerate(prompt_ids):
-            # a distinct seed per request: duplicate prompts in a batch must not share samples
-            # (vLLM gives the G children seed, seed+1, ...)
-            seed = None
-            if params.seed is not None:
-                seed = (params.seed * 1_000_003 + (call * len(prompt_ids) + i) * group) % (2**31)
+            seed = _request_seed(params, call, len(prompt_ids), i, group)
             sampling.append(VSamplingParams(
                 n=1 if greedy else group,
                 temperature=params.temperature,
@@ -341,6 +341,22 @@ class VLLMEngine(RolloutEngine):
                 shutdown()
             del llm
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+def _request_seed(params: SamplingParams, call: int, prompts: int, index: int, group: int) -> int | None:
+    """vLLM's seed for one prompt's request; its G samples use that seed and the next G-1.
+
+    With ``group_seeds`` (the distributed loop: one seed per prompt group) the seed depends
+    on the group's seed alone, so a group samples the same completions whichever batch,
+    call or rank draws it; consecutive group seeds are spaced G apart so that no two groups
+    share a sample's seed. Otherwise each request gets a distinct seed from the call's seed,
+    the call counter and its position (duplicate prompts in a batch must not share samples).
+    """
+    if params.group_seeds is not None:
+        return (int(params.group_seeds[index]) * group) % (2**31)
+    if params.seed is None:
+        return None
+    return (params.seed * 1_000_003 + (call * prompts + index) * group) % (2**31)
 
 
 def _wanted_len(config: Any) -> int | None:
