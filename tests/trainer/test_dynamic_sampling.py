@@ -35,7 +35,7 @@ def _draws(flat_patterns):
         tag = [f"d{index}p{p}" for p in range(k)]
         rollout = Rollout(prompt_ids=[[p] for p in range(k)], completion_ids=[[i] for i in range(n)],
                           texts=[f"{tag[i // G]}c{i % G}" for i in range(n)], truncated=[False] * n,
-                          stats={"seconds": 1.0, "tokens": n})
+                          stats={"seconds": 1.0 + index, "tokens": n})
         return Draw([{"tag": t} for t in tag], [[p] for p in range(k)], rollout, rewards[:], [None] * n,
                     torch.tensor(rewards))
 
@@ -57,6 +57,9 @@ def test_the_bound_pads_with_zero_variance_groups_so_the_step_size_never_changes
     batch, m = fill_groups(draw, 3, G, enabled=True, max_num_gen_batches=2)
     assert calls == [0, 1] and len(batch.rows) == 3
     assert m["dynamic_sampling/padded_groups"] == 2.0 and m["dynamic_sampling/refills"] == 1.0
+    # draw 0 gave one kept and two padded groups: its time and tokens count once, with draw 1's
+    assert batch.rollout.stats["seconds"] == 1.0 + 2.0 and batch.rollout.stats["tokens"] == 12
+    assert batch.rollout.stats["tokens_per_s"] == 4.0
 
 
 def test_disabled_returns_the_first_draw_and_logs_before_filtering():

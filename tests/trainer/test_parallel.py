@@ -1,8 +1,12 @@
 """distributed.Parallel without a process group: the one-process identities, the
 configuration it refuses under torchrun, per-group seeds, and checkpoint discovery that
-never picks a folder cut off mid-write. (Real torchrun runs: test_distributed.py.)"""
+never picks a folder cut off mid-write, and one two-process gloo check of metric reduction.
+(Real torchrun runs: test_distributed.py.)"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,3 +99,31 @@ def test_a_checkpoint_cut_off_mid_write_is_never_loaded(tmp_path):
     (tmp_path / "checkpoint-4").mkdir()  # a folder with neither state.pt nor meta.pt
     (tmp_path / "checkpoint-4" / "__0_0.distcp").write_bytes(b"x")
     assert latest_checkpoint(tmp_path) == good
+
+
+def _reduce_worker(rank: int, store_path: str, out_path: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=2)
+    p = Parallel(rank=rank, world_size=2, enabled=True)
+    mine = {"loss": 1.0 + rank, "grad_norm": 7.0, "clip_fraction": 0.1 * (rank + 1),
+            "sampling/ratio/min": 0.5 + rank, "sampling/ratio/max": 2.0 - rank}
+    if rank == 1:
+        mine["only/on/one"] = 3.0
+    out = p.reduce_metrics(mine, sums=("loss",), same=("grad_norm",))
+    if rank == 0:
+        Path(out_path).write_text(json.dumps(out))
+    dist.destroy_process_group()
+
+
+def test_reduce_metrics_over_two_real_ranks(tmp_path):
+    """Loss shares add up, min and max are over ranks (not averaged), the rest are means,
+    and a key only one rank has is not dropped (gloo, two processes, one collective)."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_reduce_worker, args=(str(tmp_path / "store"), str(tmp_path / "out.json")), nprocs=2)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["loss"] == 3.0 and out["grad_norm"] == 7.0
+    assert out["clip_fraction"] == pytest.approx(0.15)
+    assert out["sampling/ratio/min"] == 0.5 and out["sampling/ratio/max"] == 2.0
+    assert out["only/on/one"] == 3.0

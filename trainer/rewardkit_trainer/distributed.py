@@ -293,6 +293,29 @@ class Parallel:
         """Every ``world_size``-th item from this rank's (evaluation rows: any count works)."""
         return list(items[self.rank :: self.world_size]) if self.enabled else list(items)
 
+    def reduce_metrics(self, metrics: dict[str, float], sums: Sequence[str] = (),
+                       same: Sequence[str] = ()) -> dict[str, float]:
+        """Per-rank metrics as the global batch's, in one collective: keys in ``sums`` add
+        up, keys in ``same`` are equal on every rank already, ``*/min`` and ``*/max`` are the
+        min and max over ranks, every other key is the mean over ranks."""
+        if not self.enabled:
+            return metrics
+        parts = self.gather([metrics])
+        out = {}
+        for k in sorted({k for p in parts for k in p}):  # a key one rank lacks still counts
+            vals = [p[k] for p in parts if k in p]
+            if k in same:
+                out[k] = vals[0]
+            elif k in sums:
+                out[k] = sum(vals)
+            elif k.endswith("/min"):
+                out[k] = min(vals)
+            elif k.endswith("/max"):
+                out[k] = max(vals)
+            else:
+                out[k] = sum(vals) / len(vals)
+        return out
+
     def weighted_mean(self, metrics: dict[str, float], weight: int) -> dict[str, float]:
         """Per-rank means (over ``weight`` rows each) as the mean over every rank's rows."""
         if not self.enabled:

@@ -92,6 +92,7 @@ def fill_groups(draw: Callable[[int, int], Draw], num_prompts: int, g: int, *, e
         return first, metrics
     kept: list[Draw] = []
     spare: list[Draw] = []  # zero-variance groups, in case the draws run out
+    made = [first.rollout.stats]  # every draw's sampling work, dropped groups included
     have = 0
     current, draws = first, 1
     while True:
@@ -106,6 +107,7 @@ def fill_groups(draw: Callable[[int, int], Draw], num_prompts: int, g: int, *, e
         if not agree(have < num_prompts):  # every rank calls agree equally often
             break
         current = draw(num_prompts, draws)
+        made.append(current.rollout.stats)
         draws += 1
     padded = 0
     for s in spare:
@@ -117,6 +119,13 @@ def fill_groups(draw: Callable[[int, int], Draw], num_prompts: int, g: int, *, e
             have += len(take)
             padded += len(take)
     batch = concat(kept)
+    # the rollout's time and tokens are those of the draws made, each counted once (a draw
+    # split between kept and padded groups would otherwise count twice)
+    for key in ("seconds", "tokens"):
+        if all(key in st for st in made):
+            batch.rollout.stats[key] = sum(st[key] for st in made)
+    if batch.rollout.stats.get("seconds"):
+        batch.rollout.stats["tokens_per_s"] = batch.rollout.stats.get("tokens", 0) / batch.rollout.stats["seconds"]
     metrics.update({"dynamic_sampling/refills": float(draws - 1), "dynamic_sampling/padded_groups": float(padded),
                     "dynamic_sampling/groups_with_signal": float(num_prompts - padded)})
     return batch, metrics

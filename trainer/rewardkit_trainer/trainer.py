@@ -210,15 +210,21 @@ class GRPOTrainer:
         out = {k: v / count for k, v in sums.items()}
         if use_is:  # how far the sampler is from the trainer (TRL's metric names); once per step
             out.update(sampling_metrics(fixed, r.vllm_importance_sampling_mode))
-        # ranks' loss shares add up; the other figures are per-rank means of equal-sized shares
-        return {k: v if k == "grad_norm" else self.parallel.sum(v) if k == "loss" else self.parallel.mean(v)
-                for k, v in out.items()}
+        # ranks' loss shares add up; grad_norm is global already; min/max over ranks; the rest
+        # are per-rank means of equal-sized shares
+        return self.parallel.reduce_metrics(out, sums=("loss",), same=("grad_norm",))
 
     def _metrics(self, rollout, rewards, results, loss_metrics, seconds) -> dict[str, Any]:
         """Metrics of the global batch: ``rewards`` are every rank's already; the rest is gathered."""
         grouped = rewards.view(-1, self.config.grpo.num_generations)
-        lengths = torch.tensor(self.parallel.gather([len(x) for x in rollout.completion_ids]), dtype=torch.float32)
-        truncated = self.parallel.gather(list(rollout.truncated))
+        mine = {"lengths": [len(x) for x in rollout.completion_ids], "truncated": list(rollout.truncated),
+                "tokens_per_s": float(rollout.stats.get("tokens_per_s", 0.0)),
+                "rollout_seconds": float(rollout.stats.get("seconds", 0.0)), "step_seconds": seconds,
+                "parts": {name: [r.parts[name].value for r in results if r.parts[name].value is not None]
+                          for name in self.rubric.part_names}}
+        ranks = self.parallel.gather([mine])  # one collective for all of it (rank order)
+        lengths = torch.tensor([n for r in ranks for n in r["lengths"]], dtype=torch.float32)
+        truncated = [t for r in ranks for t in r["truncated"]]
         m: dict[str, Any] = {
             "reward/mean": float(rewards.mean()),
             "reward/std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
@@ -226,13 +232,13 @@ class GRPOTrainer:
             "completion_length/mean": float(lengths.mean()),
             "completion_length/max": float(lengths.max()),
             "truncated_share": sum(truncated) / len(truncated),
-            "tokens_per_s": self.parallel.sum(float(rollout.stats.get("tokens_per_s", 0.0))),
-            "rollout_seconds": self.parallel.max(float(rollout.stats.get("seconds", 0.0))),
-            "step_seconds": self.parallel.max(seconds),
+            "tokens_per_s": sum(r["tokens_per_s"] for r in ranks),
+            "rollout_seconds": max(r["rollout_seconds"] for r in ranks),
+            "step_seconds": max(r["step_seconds"] for r in ranks),
             "learning_rate": self.scheduler.get_last_lr()[0],
         }
         for name in self.rubric.part_names:
-            vals = self.parallel.gather([r.parts[name].value for r in results if r.parts[name].value is not None])
+            vals = [v for r in ranks for v in r["parts"][name]]
             if vals:
                 m[f"rewards/{name}/mean"] = float(np.mean(vals))
                 m[f"rewards/{name}/std"] = float(np.std(vals))
