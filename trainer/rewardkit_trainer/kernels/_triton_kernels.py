@@ -231,3 +231,26 @@ def dlogits_tma_kernel(
                 acc = tl.dot(a, b.T, acc)
         _store_dlogits(acc, om + tl.arange(0, BLOCK_M), on + tl.arange(0, BLOCK_N), n_rows, n_cols, col0, inv_t,
                        OUT, stride_o, LSE, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
+
+
+@triton.jit
+def row_dlogits_kernel(Z, stride_z, OUT, stride_o, TGT, LSE, COEF, V, inv_t, BLOCK: tl.constexpr):
+    """One program per row: ``OUT = coef / T * (onehot - softmax(Z / T))``, row ``Z`` read in
+    column order. ``OUT`` may alias ``Z`` with a narrower dtype and the same row start (the
+    fused loss writes bf16 over its float32 logits): each step's stores land on bytes that
+    this or an earlier step read, and the barrier makes every thread's load of the step land
+    before any thread stores. ``COEF`` is 0 on ignored rows (so is the whole row then)."""
+    row = tl.program_id(0).to(tl.int64)
+    z_row = Z + row * stride_z
+    o_row = OUT + row * stride_o
+    tgt = tl.load(TGT + row)
+    lse = tl.load(LSE + row)
+    c = tl.load(COEF + row) * inv_t
+    for start in range(0, V, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < V
+        z = tl.load(z_row + offs, mask=mask, other=0.0)
+        tl.debug_barrier()
+        p = tl.exp(z * inv_t - lse)
+        d = (tl.where(offs == tgt, 1.0, 0.0) - p) * c
+        tl.store(o_row + offs, d.to(OUT.dtype.element_ty), mask=mask)
