@@ -20,6 +20,7 @@ weighted by beta. Limits: no entropy bonus, no token-level reward shaping.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -36,6 +37,7 @@ __all__ = [
     "LOSSES",
     "token_objective",
     "TOKEN_WEIGHTS",
+    "TokenLoss",
 ]
 
 
@@ -204,6 +206,48 @@ TOKEN_WEIGHTS: dict[str, Callable[..., torch.Tensor]] = {
     "dapo": dapo_weights,
     "bnpo": dapo_weights,
 }
+
+
+@dataclass
+class TokenLoss:
+    """A token-level loss as ``kernels.fused_token_loss`` consumes it: per selected token
+    (flattened in row-major order) its weight w_t and the objective's inputs. Called as
+    ``coefficient(logp, start, end) -> (w * objective, w * d objective / d logp)``.
+    ``old_logp=None`` means on-policy: ratio exp(logp - logp) = 1, as the loop's detached copy."""
+
+    weight: torch.Tensor
+    advantages: torch.Tensor
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+    is_weight: torch.Tensor | None = None
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    beta: float = 0.0
+
+    TYPES = tuple(TOKEN_WEIGHTS)  # the token-level loss types
+
+    @classmethod
+    def build(cls, loss_type, advantages, mask, select, *, old_logp=None, ref_logp=None, is_weight=None,
+              epsilon=0.2, epsilon_high=None, beta=0.0, num_sequences=None, num_tokens=None,
+              max_completion_length=None) -> "TokenLoss":
+        """From the loop's [B, T] tensors (``mask``: tokens in the loss; ``select``: bool, the
+        tokens the kernel sees, i.e. every completion token) and [B] advantages."""
+        if loss_type not in TOKEN_WEIGHTS:
+            raise ValueError(f"loss_type={loss_type!r} is not token-level (one of {sorted(TOKEN_WEIGHTS)})")
+        w = TOKEN_WEIGHTS[loss_type](mask.float(), num_sequences=num_sequences, num_tokens=num_tokens,
+                                     max_completion_length=max_completion_length)
+        pick = lambda x: None if x is None else x[select].float()
+        return cls(pick(w), advantages.float()[:, None].expand_as(mask)[select], pick(old_logp), pick(ref_logp),
+                   pick(is_weight), epsilon, epsilon_high, beta)
+
+    def __call__(self, logp, start, end):
+        cut = lambda x: None if x is None else x[start:end]
+        old = logp if self.old_logp is None else self.old_logp[start:end]
+        value, grad = token_objective(logp, old, self.advantages[start:end], epsilon=self.epsilon,
+                                      epsilon_high=self.epsilon_high, beta=self.beta, ref_logp=cut(self.ref_logp),
+                                      is_weight=cut(self.is_weight))
+        w = self.weight[start:end]
+        return w * value, w * grad
 
 
 LOSSES: dict[str, Callable[..., tuple[torch.Tensor, dict]]] = {
