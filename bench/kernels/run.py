@@ -92,6 +92,14 @@ def impl_fused(hidden, weight, targets, adv, coef, b, t):
     return fused_token_loss(hidden, weight, targets, lambda lp, s, e: (coef[s:e] * lp, coef[s:e]))[0]
 
 
+def impl_fused_half(hidden, weight, targets, adv, coef, b, t):
+    os.environ["REWARDKIT_FUSED_LOGITS"] = "half"  # the kept logits in bf16 (log-probs rounded as TRL's)
+    try:
+        return impl_fused(hidden, weight, targets, adv, coef, b, t)
+    finally:
+        os.environ.pop("REWARDKIT_FUSED_LOGITS")
+
+
 def impl_naive(hidden, weight, targets, adv, coef, b, t):
     logits = hidden @ weight.t()
     logp = torch.log_softmax(logits.float(), dim=-1).gather(1, targets[:, None]).squeeze(1)
@@ -149,7 +157,7 @@ def impl_cce(hidden, weight, targets, adv, coef, b, t):
     return -(ce.float() * coef).sum()
 
 
-IMPLS = {"rewardkit": impl_rewardkit, "fused": impl_fused, "naive": impl_naive, "trl": impl_trl, "liger": impl_liger, "cce": impl_cce}
+IMPLS = {"rewardkit": impl_rewardkit, "fused": impl_fused, "fused_half": impl_fused_half, "naive": impl_naive, "trl": impl_trl, "liger": impl_liger, "cce": impl_cce}
 
 
 # ---------------------------------------------------------------- measurement
@@ -319,20 +327,28 @@ def check_fused_small():
     return rows
 
 
-def fused_sweep(out_rows):
-    """REWARDKIT_FUSED_BLOCK_MB: block size against the accumulator's re-reads."""
-    for shape in [(8, 1024, 896, 151936), (8, 16384, 4096, 128256)]:
+FUSED_SWEEP = [((8, 1024, 896, 151936), False, ["256", "", "4096"]),
+               ((8, 16384, 4096, 128256), False, ["256", "", "4096"])]
+FROZEN_SWEEP = [((8, 4096, 4096, 128256), True, ["", "256", "512"])]
+
+
+def fused_sweep(out_rows, plan):
+    """REWARDKIT_FUSED_BLOCK_MB: block size against the accumulator's (trainable lm_head) or
+    the weight's (frozen) re-reads."""
+    for shape, frozen, budgets in plan:
         b, t, h, v = shape
         inp = make_inputs(b, t, h, v)
-        for mb in ["256", "", "4096"]:
+        for mb in budgets:
             if mb:
                 os.environ["REWARDKIT_FUSED_BLOCK_MB"] = mb
             else:
                 os.environ.pop("REWARDKIT_FUSED_BLOCK_MB", None)
-            ms, peak, g = run_impl("fused", impl_fused, inp, b, t, False, 3)
+            ms, peak, g = run_impl("fused", impl_fused, inp, b, t, frozen, 3)
             del g
-            log(f"fused sweep {shape} block_mb={mb or 'default'}: {ms:.2f} ms, peak {peak / 2**30:.3f} GiB")
-            out_rows.append(dict(kind="sweep", impl="fused", shape=shape, block_mb=mb or "default", ms=ms, peak=peak))
+            log(f"fused sweep {shape}{' frozen' if frozen else ''} block_mb={mb or 'default'}: {ms:.2f} ms, "
+                f"peak {peak / 2**30:.3f} GiB")
+            out_rows.append(dict(kind="sweep", impl="fused" + (" frozen" if frozen else ""), shape=shape,
+                                 block_mb=mb or "default", ms=ms, peak=peak))
         os.environ.pop("REWARDKIT_FUSED_BLOCK_MB", None)
         del inp
         gc.collect()
@@ -433,8 +449,11 @@ def _logp_only(name, inp, b, t):
     hidden, weight, targets = inp[:3]
     if name == "rewardkit":
         return token_logprobs(hidden, weight, targets)
-    if name == "fused":
-        return fused_token_loss(hidden, weight, targets, lambda lp, s, e: (lp, lp))[1]
+    if name in ("fused", "fused_half"):
+        os.environ["REWARDKIT_FUSED_LOGITS"] = "half" if name == "fused_half" else "float32"
+        out = fused_token_loss(hidden, weight, targets, lambda lp, s, e: (lp, lp))[1]
+        os.environ.pop("REWARDKIT_FUSED_LOGITS")
+        return out
     if name == "trl":
         from trl.kernels import ChunkedLogProbFunction
 
@@ -490,6 +509,7 @@ def main():
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--fused-sweep", action="store_true")
+    ap.add_argument("--frozen-sweep", action="store_true")
     ap.add_argument("--frozen", default="all", help="'all', 'none' or indices into FROZEN")
     ap.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU, to test this script")
     args = ap.parse_args()
@@ -514,7 +534,9 @@ def main():
     if not args.no_sweep and DEV == "cuda":
         sweep(results, None)
     if args.fused_sweep and DEV == "cuda":
-        fused_sweep(results)
+        fused_sweep(results, FUSED_SWEEP)
+    if args.frozen_sweep and DEV == "cuda":
+        fused_sweep(results, FROZEN_SWEEP)
     if not args.no_profile and DEV == "cuda":
         profile_rewardkit(8, 4096, 4096, 128256, args.out)
         profile_rewardkit(8, 1024, 896, 151936, args.out, "profile_small.txt")

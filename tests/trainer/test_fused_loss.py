@@ -236,6 +236,11 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
             a = _run(case, "grpo", fused=True, beta=0.04, use_is=True, frozen=frozen, backend="triton")
             b = _run(case, "grpo", fused=False, beta=0.04, use_is=True, frozen=frozen, backend="torch")
             out[f"{name}-{frozen}"] = [abs(float(a[0]) / float(b[0]) - 1)] + [_rel(x, y) for x, y in zip(a[1], b[1])]
+    os.environ["REWARDKIT_FUSED_LOGITS"] = "half"   # logits kept in bf16: rounded as TRL's
+    case = _case(11, b=6, t=30, h=32, v=203, dtype=torch.bfloat16)
+    a = _run(case, "grpo", fused=True, beta=0.04, use_is=True, backend="triton")
+    b = _run(case, "grpo", fused=False, beta=0.04, use_is=True, backend="torch")
+    out["half"] = [abs(float(a[0]) / float(b[0]) - 1)] + [_rel(x, y) for x, y in zip(a[1], b[1])]
     print("RESULT" + json.dumps(out))
     """
 )
@@ -244,7 +249,8 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def interpreted():
     pytest.importorskip("triton")
-    env = {k: v for k, v in os.environ.items() if k not in ("REWARDKIT_LOGPROB_BACKEND", "REWARDKIT_FUSED_BLOCK_MB")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REWARDKIT_LOGPROB_BACKEND", "REWARDKIT_FUSED_BLOCK_MB", "REWARDKIT_FUSED_LOGITS")}
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", _INTERPRETER_SCRIPT, str(ROOT)],
                           capture_output=True, text=True, timeout=600, env=env)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
@@ -259,6 +265,22 @@ def test_triton_interpreter_matches_unfused(interpreted, dtype, tol, frozen):
     assert loss_err < 1e-5
     assert len(grad_errs) == (1 if frozen else 2)
     assert all(e < tol for e in grad_errs)
+
+
+def test_triton_interpreter_half_logits(interpreted):
+    # REWARDKIT_FUSED_LOGITS=half: the kept logits are bf16, so everything is bf16-rounded once more
+    loss_err, gh, gw = interpreted["half"]
+    assert loss_err < 5e-3 and gh < 2e-2 and gw < 2e-2
+
+
+def test_half_logits_env_is_validated(monkeypatch):
+    from rewardkit_trainer.kernels._fused import logits_dtype
+
+    monkeypatch.setenv("REWARDKIT_FUSED_LOGITS", "fp8")
+    with pytest.raises(InvalidArgument, match="REWARDKIT_FUSED_LOGITS"):
+        logits_dtype(torch.bfloat16)
+    monkeypatch.setenv("REWARDKIT_FUSED_LOGITS", "half")
+    assert logits_dtype(torch.bfloat16) == torch.bfloat16 and logits_dtype(torch.float32) == torch.float32
 
 
 # ---------------------------------------------------------------- CUDA at real sizes
