@@ -137,7 +137,7 @@ class GRPOParams(_Section):
     loss_type: str = "dapo"
     # the policy loss's kernel: "fused" computes loss and gradients in one pass (three matmuls,
     # token-level losses only), "unfused" log-probs then the loss (four, least memory), "auto"
-    # fused on CUDA with a trainable lm_head where its memory fits (docs/kernels.md)
+    # fused on CUDA with a trainable lm_head of H >= 2048 where its memory fits (docs/kernels.md)
     loss_kernel: str = "auto"
     scale_rewards: str = "group"
     num_iterations: int = 1

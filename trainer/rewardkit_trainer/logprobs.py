@@ -90,16 +90,19 @@ def hidden_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor, targets: 
 
 def pick_kernel(kernel: str, hidden: torch.Tensor, weight: torch.Tensor) -> str:
     """``fused`` or ``unfused`` for one call. ``auto`` takes the fused pass on CUDA when the
-    lm_head is trainable (1.12-1.13x the three-matmul floor at H=4096 against the unfused
-    1.49-1.63x, H100, bench/results/kernels.md) and its extra memory (``fused_extra_bytes``: a
-    block and the float32 grad_weight accumulator) takes at most half of the free memory;
-    with a frozen lm_head both do two matmuls and the unfused path was as fast (1.32x against
-    1.35x), so it stays."""
+    lm_head is trainable and at least 2048 wide, and its extra memory (``fused_extra_bytes``:
+    a logits block and the float32 grad_weight accumulator) takes at most half of the free
+    memory. Measured on an H100 (bench/results/kernels.md, issue 21): at H=4096 fused is
+    1.12-1.13x the three-matmul floor against the unfused 1.49-1.63x, for ~1.2-2.4 GB more;
+    at H=896 it is 1.5-1.7x against 2.2x, but a whole Qwen2.5-0.5B-shaped step did not get
+    faster (2.81 against 2.78 s) while its peak grew 4.8 -> 6.1 GiB, so there the unfused
+    path stays. A frozen lm_head takes two matmuls either way and the unfused path was as
+    fast (1.32x against 1.35x at the default blocks): unfused."""
     if kernel not in LOSS_KERNELS:
         raise ValueError(f"kernel={kernel!r} must be one of {LOSS_KERNELS}")
     if kernel != "auto":
         return kernel
-    if not (hidden.is_cuda and weight.requires_grad):
+    if not (hidden.is_cuda and weight.requires_grad and weight.shape[1] >= 2048):
         return "unfused"
     need = fused_extra_bytes(hidden.shape[0], weight.shape[0], weight.shape[1], weight.element_size(), True)
     free, _ = torch.cuda.mem_get_info(hidden.device)
