@@ -134,6 +134,15 @@ def test_values_equal_token_logprobs():
     assert _rel(logp, lp2) < 1e-6 and _rel(ent, ent2) < 1e-6
 
 
+def test_no_grad_gives_the_same_values():
+    hidden, weight, targets, *_ = _case(8, ignore=True)
+    coef = lambda lp, s, e: (2 * lp, 2 * torch.ones_like(lp))
+    loss, logp = fused_token_loss(hidden.requires_grad_(True), weight, targets, coef)
+    with torch.no_grad():
+        loss2, logp2 = fused_token_loss(hidden, weight, targets, coef)
+    assert torch.equal(logp, logp2) and float(loss.detach()) == float(loss2)
+
+
 def test_two_micro_batches_accumulate_to_one_batch():
     """Gradient accumulation: the global normalisers make micro-batch grads sum to the batch's."""
     hidden, weight, targets, select, mask, x = _case(6, b=6)
@@ -236,6 +245,13 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
             a = _run(case, "grpo", fused=True, beta=0.04, use_is=True, frozen=frozen, backend="triton")
             b = _run(case, "grpo", fused=False, beta=0.04, use_is=True, frozen=frozen, backend="torch")
             out[f"{name}-{frozen}"] = [abs(float(a[0]) / float(b[0]) - 1)] + [_rel(x, y) for x, y in zip(a[1], b[1])]
+    from rewardkit_trainer.kernels import fused_token_loss
+    hid, w, t = case[:3]
+    coef = lambda lp, s, e: (lp, torch.ones_like(lp))
+    with_grad = fused_token_loss(hid.requires_grad_(True), w, t, coef, backend="triton")
+    with torch.no_grad():
+        without = fused_token_loss(hid, w, t, coef, backend="triton")
+    out["no_grad_same"] = bool(torch.equal(with_grad[1], without[1])) and float(with_grad[0].detach()) == float(without[0])
     os.environ["REWARDKIT_FUSED_LOGITS"] = "half"   # logits kept in bf16: rounded as TRL's
     case = _case(11, b=6, t=30, h=32, v=203, dtype=torch.bfloat16)
     a = _run(case, "grpo", fused=True, beta=0.04, use_is=True, backend="triton")
@@ -265,6 +281,10 @@ def test_triton_interpreter_matches_unfused(interpreted, dtype, tol, frozen):
     assert loss_err < 1e-5
     assert len(grad_errs) == (1 if frozen else 2)
     assert all(e < tol for e in grad_errs)
+
+
+def test_triton_interpreter_no_grad_same_values(interpreted):
+    assert interpreted["no_grad_same"] is True
 
 
 def test_triton_interpreter_half_logits(interpreted):

@@ -104,8 +104,8 @@ def _coef(coefficient, logp, valid, s, e):
     return torch.where(valid, value.float(), zero).sum(dtype=torch.float64), torch.where(valid, grad.float(), zero)
 
 
-def _torch_block(h_blk, w32, tgt, inv_t, want_ent, coefficient, s, e):
-    """Reference block: float32 throughout. Returns (logp, entropy, loss part, dlogits)."""
+def _torch_block(h_blk, w32, tgt, inv_t, want_ent, coefficient, s, e, want_d=True):
+    """Reference block: float32 throughout. Returns (logp, entropy, loss part, dlogits or None)."""
     z = (h_blk.float() @ w32.T) * inv_t
     lse = torch.logsumexp(z, dim=-1)
     valid = tgt >= 0
@@ -115,13 +115,16 @@ def _torch_block(h_blk, w32, tgt, inv_t, want_ent, coefficient, s, e):
     p = torch.exp(logq)
     ent = (-(p * logq).sum(-1) * valid) if want_ent else None
     part, c = _coef(coefficient, logp, valid, s, e)
+    if not want_d:
+        return logp, ent, part, None
     d = -p
     rows = torch.nonzero(valid).squeeze(1)
     d[rows, tgt[rows]] += 1.0
     return logp, ent, part, d.mul_((c * inv_t)[:, None])
 
 
-def _triton_block(h_blk, weight, tgt, inv_t, want_ent, coefficient, s, e, lse_out, logp_out, ent_out, zdt):
+def _triton_block(h_blk, weight, tgt, inv_t, want_ent, coefficient, s, e, lse_out, logp_out, ent_out, zdt,
+                  want_d=True):
     """CUDA block: cuBLAS logits (``zdt``), two row kernels; dlogits overwrite the logits."""
     from ._triton import _mm_f32, _row_stats
     from ._triton_kernels import row_dlogits_kernel
@@ -130,6 +133,8 @@ def _triton_block(h_blk, weight, tgt, inv_t, want_ent, coefficient, s, e, lse_ou
     _row_stats(z, None, tgt, lse_out, logp_out, ent_out if want_ent else lse_out, inv_t, False, want_ent)
     valid = tgt >= 0
     part, c = _coef(coefficient, logp_out, valid, s, e)
+    if not want_d:  # no gradient wanted (e.g. under torch.no_grad): the loss value only
+        return part, None
     v = z.shape[1]
     d = z.view(h_blk.dtype)[:, :v] if h_blk.dtype != torch.float32 else z
     row_dlogits_kernel[(z.shape[0],)](z, z.stride(0), d, d.stride(0), tgt, lse_out, c.contiguous(), v, inv_t,
@@ -163,9 +168,11 @@ class FusedTokenLoss(torch.autograd.Function):
             e = min(n, s + rows)
             if use_triton:
                 part, d = _triton_block(hidden[s:e], weight, targets[s:e], inv_t, want_entropy, coefficient, s, e,
-                                        lse[s:e], logp[s:e], ent[s:e] if want_entropy else None, zdt)
+                                        lse[s:e], logp[s:e], ent[s:e] if want_entropy else None, zdt,
+                                        need_h or need_w)
             else:
-                lp, en, part, d = _torch_block(hidden[s:e], w32, targets[s:e], inv_t, want_entropy, coefficient, s, e)
+                lp, en, part, d = _torch_block(hidden[s:e], w32, targets[s:e], inv_t, want_entropy, coefficient, s, e,
+                                               need_h or need_w)
                 logp[s:e] = lp
                 if want_entropy:
                     ent[s:e] = en
