@@ -19,6 +19,9 @@ longer fits is skipped and reported as such. Sections:
   prompt of 19,968 tokens + 512 completion tokens (20,480 context), 8 generations, one
   full GRPO step (rollout + log-probs + loss + backward + optimizer), micro-batch 1.
 
+``RK_LOSS_KERNEL=auto|fused|unfused`` sets rewardkit's ``loss_kernel`` (run the script
+twice in one call, with two ``--out`` folders, for the step time before and after).
+
 Limits: random weights decide nothing about quality; EOS is possible but rare (~1/V a
 token), and each side counts the tokens it actually produced.
 """
@@ -149,7 +152,8 @@ def run_ours(arch: str, smoke: bool, steps: int, out_dir: str) -> dict:
                      max_prompt_length=p_len, max_completion_length=c_len, beta=0.0, loss_type="dapo",
                      per_device_train_batch_size=1 if big else 8,
                      learning_rate=1e-6, max_steps=steps, output_dir=out_dir, report_to=["jsonl"],
-                     progress=False, log_completions=0, eval_size=0, save_merged=False)
+                     progress=False, log_completions=0, eval_size=0, save_merged=False,
+                     loss_kernel=os.environ.get("RK_LOSS_KERNEL", "auto"))
     # free_on_sleep (the default): KV buffers and graph pool are released before training
     engine = StaticCacheEngine(model, tok, share_prompt_kv=True if big else None)
     trainer = GRPOTrainer(cfg, model=model, tokenizer=tok, rubric=distinct_words, train_rows=rows, eval_rows=[],

@@ -1,4 +1,5 @@
-"""Token log-prob kernels: rewardkit vs naive, TRL, Liger and cut-cross-entropy, on one GPU.
+"""Token log-prob kernels: rewardkit (unfused ``token_logprobs`` and the one-pass
+``fused_token_loss``) vs naive, TRL, Liger and cut-cross-entropy, on one GPU.
 
 One command (device machine, wheels carried in .whl):
     python3 bench/kernels/run.py --out $OUT
@@ -25,7 +26,7 @@ import torch
 
 sys.path[:0] = [os.path.join(os.path.dirname(__file__), "..", ".."), os.path.join(os.path.dirname(__file__), "..", "..", "trainer")]
 
-from rewardkit_trainer.kernels import naive_token_logprobs, token_logprobs  # noqa: E402
+from rewardkit_trainer.kernels import fused_token_loss, naive_token_logprobs, token_logprobs  # noqa: E402
 
 SHAPES = [
     (8, 1024, 896, 151936),
@@ -34,7 +35,7 @@ SHAPES = [
     (8, 16384, 4096, 128256),
     (8, 20480, 4096, 128256),
 ]
-FROZEN = (8, 4096, 4096, 128256)
+FROZEN = [(8, 4096, 4096, 128256), (8, 16384, 4096, 128256)]
 DEV = "cuda"
 
 
@@ -84,6 +85,19 @@ def make_inputs(b, t, h, v, seed=0):
 # ---------------------------------------------------------------- implementations
 def impl_rewardkit(hidden, weight, targets, adv, coef, b, t):
     return (token_logprobs(hidden, weight, targets) * coef).sum()
+
+
+def impl_fused(hidden, weight, targets, adv, coef, b, t):
+    # the same loss: value coef * logp, derivative coef, per token
+    return fused_token_loss(hidden, weight, targets, lambda lp, s, e: (coef[s:e] * lp, coef[s:e]))[0]
+
+
+def impl_fused_half(hidden, weight, targets, adv, coef, b, t):
+    os.environ["REWARDKIT_FUSED_LOGITS"] = "half"  # the kept logits in bf16 (log-probs rounded as TRL's)
+    try:
+        return impl_fused(hidden, weight, targets, adv, coef, b, t)
+    finally:
+        os.environ.pop("REWARDKIT_FUSED_LOGITS")
 
 
 def impl_naive(hidden, weight, targets, adv, coef, b, t):
@@ -143,7 +157,7 @@ def impl_cce(hidden, weight, targets, adv, coef, b, t):
     return -(ce.float() * coef).sum()
 
 
-IMPLS = {"rewardkit": impl_rewardkit, "naive": impl_naive, "trl": impl_trl, "liger": impl_liger, "cce": impl_cce}
+IMPLS = {"rewardkit": impl_rewardkit, "fused": impl_fused, "fused_half": impl_fused_half, "naive": impl_naive, "trl": impl_trl, "liger": impl_liger, "cce": impl_cce}
 
 
 # ---------------------------------------------------------------- measurement
@@ -278,6 +292,69 @@ def check_small():
     return rows
 
 
+def check_fused_small():
+    """fused_token_loss against float64 full logits: a GRPO-like coefficient, ignored rows,
+    temperature, trainable and frozen lm_head, bf16 and fp32."""
+    rows = []
+    for dt in (torch.float32, torch.bfloat16):
+        for frozen in (False, True):
+            g = torch.Generator(device=DEV).manual_seed(9)
+            n, hd, v = 3001, 320, 5003
+            h = torch.randn(n, hd, device=DEV, generator=g).to(dt).requires_grad_(True)
+            w = (torch.randn(v, hd, device=DEV, generator=g) / hd**0.5 * 3).to(dt).requires_grad_(not frozen)
+            t = torch.randint(0, v, (n,), device=DEV, generator=g)
+            t[::7] = -100
+            a = torch.randn(n, device=DEV, generator=g)
+            old = torch.randn(n, device=DEV, generator=g) * 0.1 - 7
+            coefficient = lambda lp, s, e: (a[s:e] * torch.exp(lp - old[s:e]), a[s:e] * torch.exp(lp - old[s:e]))
+            os.environ["REWARDKIT_FUSED_BLOCK_MB"] = "2"  # several ragged blocks
+            loss, lp, en = fused_token_loss(h, w, t, coefficient, temperature=0.7, return_entropy=True)
+            os.environ.pop("REWARDKIT_FUSED_BLOCK_MB")
+            params = (h,) if frozen else (h, w)
+            grads = torch.autograd.grad(loss, params)
+            h2 = h.detach().double().requires_grad_(True)
+            w2 = w.detach().double().requires_grad_(not frozen)
+            lp2, en2 = naive_token_logprobs(h2, w2, t, temperature=0.7, return_entropy=True)
+            loss2 = (a.double() * torch.exp(lp2 - old.double()) * (t >= 0)).sum()
+            grads2 = torch.autograd.grad(loss2, (h2,) if frozen else (h2, w2))
+            r = [float((x.detach().double() - y).norm() / y.norm()) for x, y in ((lp, lp2), (en, en2))]
+            r += [float((x.double() - y).norm() / y.norm()) for x, y in zip(grads, grads2)]
+            r.append(abs(float(loss) - float(loss2)) / abs(float(loss2)))
+            ok = float(grads[0][::7].abs().max()) == 0.0
+            rows.append(dict(dtype=str(dt), frozen=frozen, errors=r, ignored_zero=ok))
+            log(f"fused check {dt} frozen={frozen}: logp/ent/grads/loss errors " + " ".join(f"{x:.1e}" for x in r)
+                + f" ignored_zero={ok}")
+    return rows
+
+
+FUSED_SWEEP = [((8, 1024, 896, 151936), False, ["256", "", "4096"]),
+               ((8, 16384, 4096, 128256), False, ["256", "", "4096"])]
+FROZEN_SWEEP = [((8, 4096, 4096, 128256), True, ["", "256", "512"])]
+
+
+def fused_sweep(out_rows, plan):
+    """REWARDKIT_FUSED_BLOCK_MB: block size against the accumulator's (trainable lm_head) or
+    the weight's (frozen) re-reads."""
+    for shape, frozen, budgets in plan:
+        b, t, h, v = shape
+        inp = make_inputs(b, t, h, v)
+        for mb in budgets:
+            if mb:
+                os.environ["REWARDKIT_FUSED_BLOCK_MB"] = mb
+            else:
+                os.environ.pop("REWARDKIT_FUSED_BLOCK_MB", None)
+            ms, peak, g = run_impl("fused", impl_fused, inp, b, t, frozen, 3)
+            del g
+            log(f"fused sweep {shape}{' frozen' if frozen else ''} block_mb={mb or 'default'}: {ms:.2f} ms, "
+                f"peak {peak / 2**30:.3f} GiB")
+            out_rows.append(dict(kind="sweep", impl="fused" + (" frozen" if frozen else ""), shape=shape,
+                                 block_mb=mb or "default", ms=ms, peak=peak))
+        os.environ.pop("REWARDKIT_FUSED_BLOCK_MB", None)
+        del inp
+        gc.collect()
+        _Cpu.empty_cache()
+
+
 # ---------------------------------------------------------------- profile
 def profile_rewardkit(b, t, h, v, out, fname="profile.txt"):
     inp = make_inputs(b, t, h, v)
@@ -372,6 +449,11 @@ def _logp_only(name, inp, b, t):
     hidden, weight, targets = inp[:3]
     if name == "rewardkit":
         return token_logprobs(hidden, weight, targets)
+    if name in ("fused", "fused_half"):
+        os.environ["REWARDKIT_FUSED_LOGITS"] = "half" if name == "fused_half" else "float32"
+        out = fused_token_loss(hidden, weight, targets, lambda lp, s, e: (lp, lp))[1]
+        os.environ.pop("REWARDKIT_FUSED_LOGITS")
+        return out
     if name == "trl":
         from trl.kernels import ChunkedLogProbFunction
 
@@ -410,8 +492,9 @@ def write_md(results, checks, out, device):
     sweeps = [r for r in results if r.get("kind") == "sweep"]
     if sweeps:
         lines += ["", "Block budget sweep (rewardkit, REWARDKIT_LOGPROB_BLOCK_MB):", "",
-                  "| shape | block MiB | time ms | peak GiB |", "|---|---|---|---|"]
-        lines += [f"| {'x'.join(map(str, r['shape'][:2]))}, {r['shape'][2]}, {r['shape'][3]} | {r['block_mb']} | "
+                  "| shape | impl, block MiB | time ms | peak GiB |", "|---|---|---|---|"]
+        lines += [f"| {'x'.join(map(str, r['shape'][:2]))}, {r['shape'][2]}, {r['shape'][3]} | "
+                  f"{r.get('impl', 'rewardkit')} {r['block_mb']} | "
                   f"{r['ms']:.1f} | {r['peak'] / 2**30:.3f} |" for r in sweeps]
     with open(os.path.join(out, "kernels.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -425,18 +508,22 @@ def main():
     ap.add_argument("--shapes", default="all", help="'all' or indices, e.g. 0,2")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--fused-sweep", action="store_true")
+    ap.add_argument("--frozen-sweep", action="store_true")
+    ap.add_argument("--frozen", default="all", help="'all', 'none' or indices into FROZEN")
     ap.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU, to test this script")
     args = ap.parse_args()
     global DEV, SHAPES, FROZEN
     if args.dry_run:
         DEV = "cpu"
         SHAPES = [(2, 64, 32, 1000), (2, 96, 48, 777)]
-        FROZEN = SHAPES[0]
+        FROZEN = SHAPES[:1]
     os.makedirs(args.out, exist_ok=True)
     device = torch.cuda.get_device_name() if DEV == "cuda" else "cpu (dry run)"
     log(f"device {device}, torch {torch.__version__}")
     results = []
     checks = check_small() if DEV == "cuda" else []
+    fused_checks = check_fused_small()
     from rewardkit_trainer.kernels import _triton
 
     log("mm out_dtype=float32 available:", _triton._out_dtype_ok)
@@ -446,6 +533,10 @@ def main():
     log(device)
     if not args.no_sweep and DEV == "cuda":
         sweep(results, None)
+    if args.fused_sweep and DEV == "cuda":
+        fused_sweep(results, FUSED_SWEEP)
+    if args.frozen_sweep and DEV == "cuda":
+        fused_sweep(results, FROZEN_SWEEP)
     if not args.no_profile and DEV == "cuda":
         profile_rewardkit(8, 4096, 4096, 128256, args.out)
         profile_rewardkit(8, 1024, 896, 151936, args.out, "profile_small.txt")
@@ -453,10 +544,12 @@ def main():
     idx = range(len(SHAPES)) if args.shapes == "all" else [int(i) for i in args.shapes.split(",")]
     for i in idx:
         bench_shape(SHAPES[i], False, impls, results, ref_ok=SHAPES[i][1] <= 16384)
-    if args.shapes == "all":
-        bench_shape(FROZEN, True, [i for i in impls if i != "liger"], results)
+    fidx = [] if args.frozen == "none" else range(len(FROZEN)) if args.frozen == "all" else [int(i) for i in args.frozen.split(",")]
+    for i in fidx:
+        bench_shape(FROZEN[i], True, [i for i in impls if i != "liger"], results)
     with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump(dict(device=device, checks=checks, results=results), fh, indent=1, default=str)
+        json.dump(dict(device=device, checks=checks, fused_checks=fused_checks, results=results), fh, indent=1,
+                  default=str)
     write_md(results, checks, args.out, device)
 
 

@@ -49,8 +49,9 @@ def base(tmp_path_factory):
     return root
 
 
-def _config(root: Path, name: str, kind: str, steps: int) -> Path:
-    text = f"""model = "{root / 'model'}"
+def _config(root: Path, name: str, kind: str, steps: int, extra: str = "") -> Path:
+    text = f"""{extra}
+model = "{root / 'model'}"
 dataset = "{root / 'data.jsonl'}"
 dataset_size = 16
 eval_size = 0
@@ -133,6 +134,12 @@ def test_fsdp_two_ranks_make_the_same_update_as_one(base, full_two):
     meta = torch.load(base / "full2" / "checkpoint-3" / "meta.pt", weights_only=False)
     assert meta["world_size"] == 2 and meta["step"] == 3
     assert sorted(p.name for p in (base / "full2" / "checkpoint-3").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+
+
+def test_fsdp_fused_loss_makes_the_same_update_as_unfused(base, full_two):
+    # the fused loss hands lm_head's gradient over in autograd's backward: FSDP2 reduce-scatters it
+    _torchrun("--nproc-per-node", "2", config=_config(base, "full2fused", "full", 3, 'loss_kernel = "fused"'))
+    _same_update(base / "full2fused", full_two, tol=1e-4)
 
 
 def test_lora_two_ranks_make_the_same_update_as_one(base, lora_two):

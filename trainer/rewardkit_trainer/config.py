@@ -135,6 +135,10 @@ class GRPOParams(_Section):
     epsilon: float = 0.2
     epsilon_high: float | None = None  # None: same as epsilon
     loss_type: str = "dapo"
+    # the policy loss's kernel: "fused" computes loss and gradients in one pass (three matmuls,
+    # token-level losses only), "unfused" log-probs then the loss (four, least memory), "auto"
+    # fused on CUDA with a trainable lm_head of H >= 2048 where its memory fits (docs/kernels.md)
+    loss_kernel: str = "auto"
     scale_rewards: str = "group"
     num_iterations: int = 1
     mask_truncated_completions: bool = False
@@ -146,6 +150,9 @@ class GRPOParams(_Section):
         return self.epsilon if self.epsilon_high is None else self.epsilon_high
 
     def _check_together(self) -> None:
+        if self.loss_kernel == "fused" and self.loss_type == "gspo":
+            raise invalid_argument("loss_kernel", self.loss_kernel, "covers the token-level losses (grpo, dr_grpo, "
+                                   "dapo, bnpo); loss_type='gspo' is sequence-level: use 'auto' or 'unfused'")
         if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
             raise invalid_argument("epsilon_high", self.epsilon_high, f"must be >= epsilon={self.epsilon!r}")
 
@@ -577,6 +584,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "num_generations": _num_generations, "max_completion_length": _integer(1), "temperature": _number(),
     "top_p": _top_p, "top_k": _integer(0), "beta": _number(allow_zero=True), "epsilon": _epsilon,
     "epsilon_high": _number(allow_none=True), "loss_type": _choice(*LOSS_TYPES),
+    "loss_kernel": _choice("auto", "fused", "unfused"),
     "scale_rewards": _choice(*SCALE_REWARDS), "num_iterations": _integer(1),
     # optim
     "learning_rate": _number(), "weight_decay": _number(allow_zero=True), "warmup_steps": _integer(0),

@@ -82,10 +82,12 @@ class LogprobHead(torch.nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(self, ids: torch.Tensor, attn: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, attn: torch.Tensor, targets: torch.Tensor, temperature: float,
+                token_loss: Any = None, kernel: str = "auto") -> Any:
         from .logprobs import hidden_logprobs
 
-        return hidden_logprobs(self.policy, ids, attn, targets, temperature)
+        # the fused loss hands lm_head's gradient over in autograd's backward: hooks see it as usual
+        return hidden_logprobs(self.policy, ids, attn, targets, temperature, token_loss, kernel)
 
 
 @dataclass

@@ -8,6 +8,11 @@ Micro-batching: pass ``num_sequences`` / ``num_tokens`` for the WHOLE optimizer 
 that the sum of micro-batch losses equals the full-batch loss exactly (dapo's token
 normalizer and dr_grpo's constant are global, grpo's and gspo's are per sequence).
 
+Fused kernels (``kernels.fused_grpo_loss``) need, per token, only d loss / d logp. For the
+token-level losses (grpo, dr_grpo, dapo, bnpo) the loss is sum_t w_t * objective_t:
+``TOKEN_WEIGHTS[loss_type]`` gives w_t (normalisation times mask) and ``token_objective``
+the objective and its derivative. gspo is sequence-level and has no entry there.
+
 Formulas (REFERENCE.md section 4): ratio rho = exp(logp - old_logp); per-token objective
 min(rho A, clip(rho, 1 - epsilon, 1 + epsilon_high) A); KL k3 = exp(ref - logp) - (ref - logp) - 1
 weighted by beta. Limits: no entropy bonus, no token-level reward shaping.
@@ -15,6 +20,7 @@ weighted by beta. Limits: no entropy bonus, no token-level reward shaping.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -29,6 +35,9 @@ __all__ = [
     "dapo_loss",
     "gspo_loss",
     "LOSSES",
+    "token_objective",
+    "TOKEN_WEIGHTS",
+    "TokenLoss",
 ]
 
 
@@ -150,6 +159,95 @@ def gspo_loss(logp, old_logp, advantages, mask, *, epsilon=0.2, epsilon_high=Non
     loss = per_seq.sum() / (num_sequences or logp.shape[0])
     was_clipped = (clipped < unclipped).float()[:, None] * mask
     return loss, _metrics(mask, was_clipped, kl)
+
+
+def token_objective(logp, old_logp, advantages, *, epsilon=0.2, epsilon_high=None, beta=0.0, ref_logp=None,
+                    is_weight=None):
+    """Per-token objective (what ``_per_token`` sums, before the mask) and its derivative
+    d objective / d logp, for tensors of one shape (``advantages`` broadcast per token).
+
+    d/dlogp of -min(rho A, clip(rho) A) is -rho A where the min takes the unclipped branch
+    (inside the clip range both branches are equal), else 0; the IS weight scales it; the
+    k3 term adds beta * (1 - exp(ref - logp)).
+    """
+    eps_high = epsilon if epsilon_high is None else epsilon_high
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + eps_high) * advantages
+    value = -torch.minimum(unclipped, clipped)
+    grad = torch.where(unclipped <= clipped, -unclipped, torch.zeros_like(unclipped))
+    if is_weight is not None:
+        value, grad = value * is_weight, grad * is_weight
+    if beta and ref_logp is not None:
+        value = value + beta * kl_k3(logp, ref_logp)
+        grad = grad + beta * (1 - torch.exp(ref_logp - logp))
+    return value, grad
+
+
+def grpo_weights(mask, *, num_sequences=None, num_tokens=None, max_completion_length=None):
+    """grpo: each sequence's tokens share 1 / (its length x number of sequences)."""
+    return mask / mask.sum(-1, keepdim=True).clamp(min=1) / (num_sequences or mask.shape[0])
+
+
+def dapo_weights(mask, *, num_sequences=None, num_tokens=None, max_completion_length=None):
+    """dapo / bnpo: every token 1 / (tokens in the batch)."""
+    return mask / (num_tokens or mask.sum().clamp(min=1))
+
+
+def dr_grpo_weights(mask, *, num_sequences=None, num_tokens=None, max_completion_length=None):
+    """dr_grpo: every token 1 / (number of sequences x max_completion_length)."""
+    return mask / ((num_sequences or mask.shape[0]) * (max_completion_length or mask.shape[1]))
+
+
+#: w_t of the token-level losses: loss = sum_t w_t * token_objective_t (gspo is sequence-level)
+TOKEN_WEIGHTS: dict[str, Callable[..., torch.Tensor]] = {
+    "grpo": grpo_weights,
+    "dr_grpo": dr_grpo_weights,
+    "dapo": dapo_weights,
+    "bnpo": dapo_weights,
+}
+
+
+@dataclass
+class TokenLoss:
+    """A token-level loss as ``kernels.fused_token_loss`` consumes it: per selected token
+    (flattened in row-major order) its weight w_t and the objective's inputs. Called as
+    ``coefficient(logp, start, end) -> (w * objective, w * d objective / d logp)``.
+    ``old_logp=None`` means on-policy: ratio exp(logp - logp) = 1, as the loop's detached copy."""
+
+    weight: torch.Tensor
+    advantages: torch.Tensor
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+    is_weight: torch.Tensor | None = None
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    beta: float = 0.0
+
+    TYPES = tuple(TOKEN_WEIGHTS)  # the token-level loss types
+
+    @classmethod
+    def build(cls, loss_type, advantages, mask, select, *, old_logp=None, ref_logp=None, is_weight=None,
+              epsilon=0.2, epsilon_high=None, beta=0.0, num_sequences=None, num_tokens=None,
+              max_completion_length=None) -> "TokenLoss":
+        """From the loop's [B, T] tensors (``mask``: tokens in the loss; ``select``: bool, the
+        tokens the kernel sees, i.e. every completion token) and [B] advantages."""
+        if loss_type not in TOKEN_WEIGHTS:
+            raise ValueError(f"loss_type={loss_type!r} is not token-level (one of {sorted(TOKEN_WEIGHTS)})")
+        w = TOKEN_WEIGHTS[loss_type](mask.float(), num_sequences=num_sequences, num_tokens=num_tokens,
+                                     max_completion_length=max_completion_length)
+        pick = lambda x: None if x is None else x[select].float()
+        return cls(pick(w), advantages.float()[:, None].expand_as(mask)[select], pick(old_logp), pick(ref_logp),
+                   pick(is_weight), epsilon, epsilon_high, beta)
+
+    def __call__(self, logp, start, end):
+        cut = lambda x: None if x is None else x[start:end]
+        old = logp if self.old_logp is None else self.old_logp[start:end]
+        value, grad = token_objective(logp, old, self.advantages[start:end], epsilon=self.epsilon,
+                                      epsilon_high=self.epsilon_high, beta=self.beta, ref_logp=cut(self.ref_logp),
+                                      is_weight=cut(self.is_weight))
+        w = self.weight[start:end]
+        return w * value, w * grad
 
 
 LOSSES: dict[str, Callable[..., tuple[torch.Tensor, dict]]] = {

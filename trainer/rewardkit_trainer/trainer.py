@@ -36,9 +36,9 @@ from .distributed import Parallel
 from .data import PromptSampler, encode_prompt, load_rows, split
 from .dynamic_sampling import Draw, fill_groups
 from .evaluate import eval_options, evaluate, print_eval
-from .logprobs import pad_rows, reference_logprobs, sequence_logprobs
+from .logprobs import completion_mask, pad_rows, reference_logprobs, sequence_logprobs
 from .monitors import RunMonitor, sampled_entropy
-from .losses import LOSSES, group_advantages, importance_weights, sampling_metrics
+from .losses import LOSSES, TokenLoss, group_advantages, importance_weights, sampling_metrics
 from .models import load_model, reference_context, save_merged, save_model
 from .report import RunLogger, plot_rewards, progress_bar, write_report
 from .rewards import build_rubric, score_rollout
@@ -179,6 +179,9 @@ class GRPOTrainer:
                 entry["eng"], entry["mask"] = eng, mask
             fixed[b] = entry
         loss_fn = LOSSES[c.loss_type]
+        # the fused loss pass (token-level losses; "auto": CUDA only, logprobs.pick_kernel decides per call)
+        fused = c.loss_type in TokenLoss.TYPES and (c.loss_kernel == "fused" or
+                                                    (c.loss_kernel == "auto" and torch.device(self.device).type == "cuda"))
         sums: dict[str, float] = {}
         count = 0
         self.model.train()
@@ -187,14 +190,26 @@ class GRPOTrainer:
             for b, idx in enumerate(batches):
                 p = [prompts_rep[i] for i in idx]
                 comp = [rollout.completion_ids[i] for i in idx]
+                norms = dict(num_sequences=num_seqs, num_tokens=num_tokens,
+                             max_completion_length=c.max_completion_length)
+                clip = dict(epsilon=c.epsilon, epsilon_high=c.epsilon_high, beta=c.beta)
+                kept = torch.tensor([keep[i] for i in idx], dtype=torch.float32, device=self.device)[:, None]
+                a = adv[idx].to(self.device)
                 with self.parallel.accumulate(self.policy, last=b == len(batches) - 1):
-                    logp, mask = logprobs(self.policy, p, comp)
-                    mask = mask * torch.tensor([keep[i] for i in idx], dtype=mask.dtype, device=mask.device)[:, None]
-                    old = fixed[b].get("old", logp.detach())
-                    loss, m = loss_fn(logp, old, adv[idx].to(logp.device), mask, epsilon=c.epsilon,
-                                      epsilon_high=c.epsilon_high, beta=c.beta, ref_logp=fixed[b].get("ref"),
-                                      is_weight=fixed[b].get("is"), num_sequences=num_seqs, num_tokens=num_tokens,
-                                      max_completion_length=c.max_completion_length)
+                    if fused:
+                        # per-token loss: computed with its gradients in the log-prob pass
+                        select = completion_mask(comp, self.device)
+                        token_loss = TokenLoss.build(c.loss_type, a, select * kept, select.bool(),
+                                                     old_logp=fixed[b].get("old"), ref_logp=fixed[b].get("ref"),
+                                                     is_weight=fixed[b].get("is"), **clip, **norms)
+                        loss, logp, mask = logprobs(self.policy, p, comp, token_loss=token_loss, kernel=c.loss_kernel)
+                        with torch.no_grad():  # the metrics, from the same log-probs
+                            m = loss_fn(logp, fixed[b].get("old", logp), a, mask * kept, is_weight=fixed[b].get("is"),
+                                        ref_logp=fixed[b].get("ref"), **clip, **norms)[1]
+                    else:
+                        logp, mask = logprobs(self.policy, p, comp)
+                        loss, m = loss_fn(logp, fixed[b].get("old", logp.detach()), a, mask * kept,
+                                          ref_logp=fixed[b].get("ref"), is_weight=fixed[b].get("is"), **clip, **norms)
                     self.parallel.backward(loss)
                 m["loss"] = float(loss.detach())
                 for k, v in m.items():

@@ -2,7 +2,8 @@
 
 Element-wise kernels over float32 logits blocks that cuBLAS wrote, and one matmul kernel:
 
-- ``row_stats_kernel``: one program per row of a ``[rows, V]`` block: online
+- ``row_stats_kernel``: one program per row of a ``[rows, V]`` block (float32 logits, or
+  the compute dtype's for the fused loss's ``REWARDKIT_FUSED_LOGITS=half``): online
   max/sum-exp (and the entropy's sum p*z), the target's log-prob, and optionally the row of
   ``softmax - onehot`` in the compute dtype (the forward's unit gradient w.r.t. the logits).
 - ``scale_rows_kernel``: one program per row of a float32 ``[rows, H]`` block: the row's
@@ -17,7 +18,10 @@ Element-wise kernels over float32 logits blocks that cuBLAS wrote, and one matmu
   multiple of 8 so that rows are 16-byte aligned). Out-of-range rows, columns and the K tail
   come back as zeros from the descriptor, so the hot loop has no masks at all.
 
-Limits: logits blocks must be float32 and row-major (unit column stride); matmul operands
+- ``row_dlogits_kernel``: one program per row: the fused loss's d loss / d logits from the
+  row's logits, logsumexp and per-token coefficient, written over the logits themselves.
+
+Limits: logits blocks must be float32 (or, for the two row kernels, the compute dtype) and row-major (unit column stride); matmul operands
 row-major with unit last stride.
 """
 
@@ -44,7 +48,7 @@ def row_stats_kernel(
     for start in range(0, V, BLOCK):
         offs = start + tl.arange(0, BLOCK)
         mask = offs < V
-        z = tl.load(z_row + offs, mask=mask, other=float("-inf")) * inv_t
+        z = tl.load(z_row + offs, mask=mask, other=float("-inf")).to(tl.float32) * inv_t
         new_m = tl.maximum(m, tl.max(z, 0))
         scale = tl.exp(m - new_m)
         e = tl.exp(z - new_m)
@@ -55,7 +59,7 @@ def row_stats_kernel(
     lse = m + tl.log(s)
     valid = tgt >= 0
     safe = tl.where(valid, tgt, 0)
-    zt = tl.load(z_row + safe) * inv_t
+    zt = tl.load(z_row + safe).to(tl.float32) * inv_t
     tl.store(LSE + row, lse)
     tl.store(LOGP + row, tl.where(valid, zt - lse, 0.0))
     if WANT_ENT:
@@ -231,3 +235,26 @@ def dlogits_tma_kernel(
                 acc = tl.dot(a, b.T, acc)
         _store_dlogits(acc, om + tl.arange(0, BLOCK_M), on + tl.arange(0, BLOCK_N), n_rows, n_cols, col0, inv_t,
                        OUT, stride_o, LSE, GL, TGT, GE, ENT, HAS_GL, HAS_GE)
+
+
+@triton.jit
+def row_dlogits_kernel(Z, stride_z, OUT, stride_o, TGT, LSE, COEF, V, inv_t, BLOCK: tl.constexpr):
+    """One program per row: ``OUT = coef / T * (onehot - softmax(Z / T))``, row ``Z`` read in
+    column order. ``OUT`` may alias ``Z`` with a narrower dtype and the same row start (the
+    fused loss writes bf16 over its float32 logits): each step's stores land on bytes that
+    this or an earlier step read, and the barrier makes every thread's load of the step land
+    before any thread stores. ``COEF`` is 0 on ignored rows (so is the whole row then)."""
+    row = tl.program_id(0).to(tl.int64)
+    z_row = Z + row * stride_z
+    o_row = OUT + row * stride_o
+    tgt = tl.load(TGT + row)
+    lse = tl.load(LSE + row)
+    c = tl.load(COEF + row) * inv_t
+    for start in range(0, V, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < V
+        z = tl.load(z_row + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.debug_barrier()
+        p = tl.exp(z * inv_t - lse)
+        d = (tl.where(offs == tgt, 1.0, 0.0) - p) * c
+        tl.store(o_row + offs, d.to(OUT.dtype.element_ty), mask=mask)
