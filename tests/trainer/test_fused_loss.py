@@ -201,6 +201,24 @@ def test_pick_kernel():
         pick_kernel("fast", h, w)
 
 
+def test_fused_may_pay_keeps_the_unfused_loss_where_the_fused_pass_cannot_win():
+    """auto builds a token loss only on CUDA for a trainable lm_head at least 2048 wide;
+    elsewhere the trainer's loss is the unfused LOSSES function, exactly as before."""
+    from types import SimpleNamespace
+
+    from rewardkit_trainer.logprobs import fused_may_pay
+
+    def model(width, trainable=True):
+        head = torch.nn.Linear(width, 7, bias=False).requires_grad_(trainable)
+        return SimpleNamespace(get_decoder=lambda: None, get_output_embeddings=lambda: head)
+
+    assert not fused_may_pay("auto", model(2048), "cpu")
+    assert fused_may_pay("auto", model(2048), "cuda")
+    assert not fused_may_pay("auto", model(896), "cuda")
+    assert not fused_may_pay("auto", model(4096, trainable=False), "cuda")
+    assert fused_may_pay("fused", model(8), "cpu") and not fused_may_pay("unfused", model(4096), "cuda")
+
+
 @pytest.mark.parametrize("kw,needle", [(dict(loss_kernel="fast"), "loss_kernel"),
                                        (dict(loss_kernel="fused", loss_type="gspo"), "sequence-level")])
 def test_config_loss_kernel_is_validated(kw, needle):

@@ -19,7 +19,7 @@ from .kernels import fused_extra_bytes, fused_token_loss, token_logprobs
 from .models import decoder_and_head, reference_context
 
 __all__ = ["sequence_logprobs", "hidden_logprobs", "reference_logprobs", "pad_rows", "completion_mask",
-           "pick_kernel", "LOSS_KERNELS"]
+           "pick_kernel", "fused_may_pay", "LOSS_KERNELS"]
 
 LOSS_KERNELS = ("auto", "fused", "unfused")
 
@@ -86,6 +86,16 @@ def hidden_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor, targets: 
     logp = token_logprobs(h, weight, flat_t[keep], temperature=temperature)
     value, _ = token_loss(logp, 0, logp.shape[0])
     return value.sum(), logp.detach()
+
+
+def fused_may_pay(kernel: str, model: Any, device: Any) -> bool:
+    """Whether the trainer should build a ``token_loss`` at all: ``fused``, or ``auto`` where
+    :func:`pick_kernel` can choose the fused pass (CUDA, a trainable lm_head at least 2048
+    wide). Elsewhere the trainer keeps its unfused loss, bit for bit what it was."""
+    if kernel != "auto":
+        return kernel == "fused"
+    _, weight = decoder_and_head(model)
+    return torch.device(device).type == "cuda" and weight.requires_grad and weight.shape[1] >= 2048
 
 
 def pick_kernel(kernel: str, hidden: torch.Tensor, weight: torch.Tensor) -> str:

@@ -36,7 +36,7 @@ from .distributed import Parallel
 from .data import PromptSampler, encode_prompt, load_rows, split
 from .dynamic_sampling import Draw, fill_groups
 from .evaluate import eval_options, evaluate, print_eval
-from .logprobs import completion_mask, pad_rows, reference_logprobs, sequence_logprobs
+from .logprobs import completion_mask, fused_may_pay, pad_rows, reference_logprobs, sequence_logprobs
 from .monitors import RunMonitor, sampled_entropy
 from .losses import LOSSES, TokenLoss, group_advantages, importance_weights, sampling_metrics
 from .models import load_model, reference_context, save_merged, save_model
@@ -179,9 +179,9 @@ class GRPOTrainer:
                 entry["eng"], entry["mask"] = eng, mask
             fixed[b] = entry
         loss_fn = LOSSES[c.loss_type]
-        # the fused loss pass (token-level losses; "auto": CUDA only, logprobs.pick_kernel decides per call)
-        fused = c.loss_type in TokenLoss.TYPES and (c.loss_kernel == "fused" or
-                                                    (c.loss_kernel == "auto" and torch.device(self.device).type == "cuda"))
+        # the fused loss pass (token-level losses; "auto": where it can pay, logprobs.pick_kernel
+        # then decides per call by free memory)
+        fused = c.loss_type in TokenLoss.TYPES and fused_may_pay(c.loss_kernel, self.model, self.device)
         sums: dict[str, float] = {}
         count = 0
         self.model.train()
