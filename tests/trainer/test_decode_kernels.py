@@ -60,21 +60,22 @@ SCRIPT = textwrap.dedent(
     import triton, triton.language as tl
     from tiny import tiny_model, tiny_tokenizer
     from rewardkit_trainer.rollout import SamplingParams
-    from rewardkit_trainer.rollout.sampling import philox_bits, sample, sample_reference
+    from rewardkit_trainer.rollout.sampling import philox_words, sample, sample_reference
     from rewardkit_trainer.rollout.static import StaticCacheEngine
 
     @triton.jit
     def words(seed_ptr, out_ptr, col, grow, N: tl.constexpr):
         c = tl.arange(0, N).to(tl.uint32)
         z = c * 0
-        b, _, _, _ = tl.philox(tl.load(seed_ptr), c, z + col, z + grow, z)
-        tl.store(out_ptr + tl.arange(0, N), b.to(tl.int64))
+        b0, b1, b2, b3 = tl.philox(tl.load(seed_ptr), c, z + col, z + grow, z)
+        tl.store(out_ptr + tl.arange(0, N), b0.to(tl.int64))
+        tl.store(out_ptr + N + tl.arange(0, N), b3.to(tl.int64))
 
     seed = torch.tensor([123456789012345])
-    out = torch.zeros(64, dtype=torch.long)
+    out = torch.zeros(128, dtype=torch.long)
     words[(1,)](seed, out, 7, 3, N=64)
-    ref = philox_bits(seed[:, None], torch.arange(64)[None], torch.tensor(7), torch.tensor(3))[0]
-    assert torch.equal(out & 0xFFFFFFFF, ref), "philox"
+    ref = philox_words(seed[:, None], torch.arange(64)[None], torch.tensor(7), torch.tensor(3))
+    assert torch.equal(out[:64] & 0xFFFFFFFF, ref[0][0]) and torch.equal(out[64:] & 0xFFFFFFFF, ref[3][0]), "philox"
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 3000, generator=g) * 3
@@ -82,7 +83,7 @@ SCRIPT = textwrap.dedent(
     filt = torch.log_softmax(logits * 1.25, -1)
     filt[:, 100:] = float("-inf")
     for f in (None, filt):
-        for splits in (1, 3):
+        for splits in (1, 3):  # 3000 columns: chunks of 1024 with a ragged tail
             a = sample(logits, *args, f, splits=splits, use_triton=True)
             b = sample_reference(logits, *args, f)
             assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1], atol=1e-5), ("sampler", splits)

@@ -86,11 +86,25 @@ def rope_store_kernel(qkv_ptr, cos_ptr, sin_ptr, pos_ptr, step_ptr, q_ptr, ck_pt
 
 
 @triton.jit
+def _attend(q, k, v, valid, m, lsum, acc, qk_scale, PRECISION: tl.constexpr):
+    """One block of keys into the running (max, sum, weighted values), base-2 exponentials."""
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
+    s = tl.where(valid[None, :], s, float("-inf"))
+    m_new = tl.maximum(m, tl.max(s, axis=1))
+    alpha = tl.exp2(m - m_new)
+    p = tl.exp2(s - m_new[:, None])
+    lsum = lsum * alpha + tl.sum(p, axis=1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    return m_new, lsum, acc
+
+
+@triton.jit
 def attention_kernel(q_ptr, pk_ptr, pv_ptr, ck_ptr, cv_ptr, start_ptr, step_ptr, out_ptr, part_ptr, ml_ptr,
                      scale, G, W, T, CHUNK, HKV: tl.constexpr, REP: tl.constexpr, REP_P: tl.constexpr,
                      D: tl.constexpr, BLOCK_N: tl.constexpr, SPLITS: tl.constexpr, PRECISION: tl.constexpr):
     """Grid (rows, HKV, SPLITS). Keys in order: prompt slots [start, W) of the row's prompt,
-    then completion slots [0, step]; split s takes keys [s*CHUNK, (s+1)*CHUNK)."""
+    then completion slots [0, step]; split s takes keys [s*CHUNK, (s+1)*CHUNK), the prompt
+    part and the completion part each in its own loop (plain, unmasked loads)."""
     row = tl.program_id(0)
     kh = tl.program_id(1)
     split = tl.program_id(2)
@@ -107,26 +121,24 @@ def attention_kernel(q_ptr, pk_ptr, pv_ptr, ck_ptr, cv_ptr, start_ptr, step_ptr,
     acc = tl.zeros((REP_P, D), tl.float32)
     lo = split * CHUNK
     hi = tl.minimum(lo + CHUNK, n)
-    pbase = (prompt * HKV + kh) * W
-    cbase = (row * HKV + kh) * T
-    log2e: tl.constexpr = 1.4426950408889634
-    for j0 in range(lo, hi, BLOCK_N):
+    qk_scale = scale * 1.4426950408889634
+    p_hi = tl.minimum(hi, n_prompt)
+    base = ((prompt * HKV + kh) * W + start) * D  # offset of virtual key 0
+    for j0 in range(lo, p_hi, BLOCK_N):
+        j = j0 + tl.arange(0, BLOCK_N)
+        valid = j < p_hi
+        off = base + j[:, None] * D + d[None, :]
+        k = tl.load(pk_ptr + off, mask=valid[:, None], other=0.0)
+        v = tl.load(pv_ptr + off, mask=valid[:, None], other=0.0)
+        m, lsum, acc = _attend(q, k, v, valid, m, lsum, acc, qk_scale, PRECISION)
+    cbase = (row * HKV + kh) * T * D
+    for j0 in range(tl.maximum(lo, n_prompt), hi, BLOCK_N):
         j = j0 + tl.arange(0, BLOCK_N)
         valid = j < hi
-        in_p = valid & (j < n_prompt)
-        in_c = valid & (j >= n_prompt)
-        poff = (pbase + start + j)[:, None] * D + d[None, :]
-        coff = (cbase + j - n_prompt)[:, None] * D + d[None, :]
-        k = tl.load(pk_ptr + poff, mask=in_p[:, None], other=0.0) + tl.load(ck_ptr + coff, mask=in_c[:, None], other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * log2e)
-        s = tl.where(valid[None, :], s, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, axis=1))
-        alpha = tl.exp2(m - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        lsum = lsum * alpha + tl.sum(p, axis=1)
-        v = tl.load(pv_ptr + poff, mask=in_p[:, None], other=0.0) + tl.load(cv_ptr + coff, mask=in_c[:, None], other=0.0)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-        m = m_new
+        off = cbase + (j - n_prompt)[:, None] * D + d[None, :]
+        k = tl.load(ck_ptr + off, mask=valid[:, None], other=0.0)
+        v = tl.load(cv_ptr + off, mask=valid[:, None], other=0.0)
+        m, lsum, acc = _attend(q, k, v, valid, m, lsum, acc, qk_scale, PRECISION)
     heads = row * HKV * REP + kh * REP + r
     if SPLITS == 1:
         out = acc / lsum[:, None]
@@ -206,9 +218,11 @@ def gumbel_partial_kernel(logits_ptr, sample_ptr, inv_t_ptr, seed_ptr, grow_ptr,
             s = x
         else:
             s = tl.load(sample_ptr + row * V + cols, mask=mask, other=float("-inf")).to(tl.float32)
-        c = cols.to(tl.uint32)
+        # one Philox call gives 4 words: token i takes word i % 4 of counter i // 4
+        c = (c0 // 4 + tl.arange(0, BLOCK // 4)).to(tl.uint32)
         zero = c * 0
-        bits, _, _, _ = tl.philox(seed, c, zero + col, zero + grow, zero)
+        w0, w1, w2, w3 = tl.philox(seed, c, zero + col, zero + grow, zero)
+        bits = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), (BLOCK,))
         score = s - tl.log(_exponential(bits))
         better = mask & (score > best)
         best = tl.where(better, score, best)

@@ -6,7 +6,8 @@ sampling from the tempered distribution; with top-k / top-p the race runs over t
 filtered, tempered log-probabilities, which is exact sampling from the filtered
 distribution. The E_i are not drawn from a stateful generator: each is a pure function of
 (group seed, column, row within the group, token id) through Philox-4x32-10 (the key is
-the 64-bit group seed, the counter is (token, column, row, 0)), so
+the 64-bit group seed, the counter is (token // 4, column, row, 0), and token i takes
+output word i % 4), so
 
 - the noise lives in no graph state: the seeds are a device tensor, the column a device
   counter, and a captured CUDA graph replays the right draws;
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["philox_bits", "exponential", "sample_reference", "sample", "group_row_keys"]
+__all__ = ["philox_words", "philox_bits", "exponential", "sample_reference", "sample", "group_row_keys"]
 
 _M32 = 0xFFFFFFFF
 _KEY_A, _KEY_B = 0x9E3779B9, 0xBB67AE85
@@ -43,8 +44,8 @@ def _mulhilo(a: int, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return high, low
 
 
-def philox_bits(seed: torch.Tensor, c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, rounds: int = 10):
-    """First output word of Philox-4x32 (Triton's ``tl.philox``) for key ``seed`` (int64,
+def philox_words(seed: torch.Tensor, c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, rounds: int = 10):
+    """The 4 output words of Philox-4x32 (Triton's ``tl.philox``) for key ``seed`` (int64,
     >= 0) and counter (c0, c1, c2, 0); all broadcast together; uint32 values in int64."""
     k0, k1 = seed & _M32, (seed >> 32) & _M32
     c0, c1, c2 = torch.broadcast_tensors(c0 & _M32, c1 & _M32, c2 & _M32)
@@ -54,7 +55,14 @@ def philox_bits(seed: torch.Tensor, c0: torch.Tensor, c1: torch.Tensor, c2: torc
         hi_a, lo_a = _mulhilo(_ROUND_A, c0)
         c0, c1, c2, c3 = hi_b ^ c1 ^ k0, lo_b, hi_a ^ c3 ^ k1, lo_a
         k0, k1 = (k0 + _KEY_A) & _M32, (k1 + _KEY_B) & _M32
-    return c0
+    return c0, c1, c2, c3
+
+
+def philox_bits(seed: torch.Tensor, token: torch.Tensor, col: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """The noise word of each token: word ``token % 4`` of counter (token // 4, col, row, 0)."""
+    words = torch.stack(philox_words(seed, token // 4, col, row), -1)
+    lane = torch.broadcast_to(token % 4, words.shape[:-1])
+    return words.gather(-1, lane[..., None]).squeeze(-1)
 
 
 def exponential(bits: torch.Tensor) -> torch.Tensor:
