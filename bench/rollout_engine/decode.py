@@ -14,9 +14,10 @@ completion 512, EOS off, G = 8; 32 / 128 / 512 sequences (4 / 16 / 64 prompts).
 - weight-read floor: the model's weight bytes / device-to-device copy bandwidth measured
   here (bytes read + bytes written of a 1 GiB copy).
 - profile: ``torch.profiler`` over 8 graph replays from slot 256 (mid-rollout): kernels per
-  step, GPU-busy time per step, the gap (step time - busy time: launch and idle), top
-  kernels by time; host syncs counted over one whole ``generate`` (``aten::item`` /
-  ``aten::_local_scalar_dense`` calls).
+  step, GPU-busy time per step, the span (first kernel start to last kernel end: busy
+  plus gaps), top kernels by time; over one whole ``generate``: ``cuda*Synchronize``
+  calls and EOS checks (``bool(tensor)``).
+- ``--sweep``: the attention kernel alone over block size, warps and key splits.
 - refresh: ``update_weights`` of the fused engine (rebuilds the fused q/k/v and gate/up
   copies), median of 5, synchronized.
 """
@@ -106,19 +107,62 @@ def profile_step(engine, state, ids, params, out_dir: Path, label: str) -> dict:
     top = sorted(((sum(v) / reps, len(v) / reps, k) for k, v in per_name.items()), reverse=True)[:15]
     start_us = min((e.time_range.start for e in kernels), default=0)
     end_us = max((e.time_range.end for e in kernels), default=0)
-    with profile(activities=[ProfilerActivity.CPU]) as prof_host:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof_host:
         engine.generate(ids, params)
-    syncs = sum(1 for e in prof_host.events() if e.name in ("aten::_local_scalar_dense", "aten::item"))
+    names = [e.name for e in prof_host.events()]
+    syncs = sum(n in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize") for n in names)
+    checks = sum(n == "aten::is_nonzero" for n in names)  # bool(tensor): the EOS check
     lines = [f"# {label}: torch.profiler, {reps} graph replays from slot 256",
              f"kernels per step: {len(kernels) / reps:.0f}", f"GPU busy per step: {busy_us / 1e3:.3f} ms",
              f"span per step: {(end_us - start_us) / reps / 1e3:.3f} ms",
-             f"host syncs in one generate (item / _local_scalar_dense): {syncs}", "",
+             f"host syncs in one generate (cuda*Synchronize calls): {syncs}; EOS checks (bool(tensor)): {checks}",
+             "",
              "| kernel | us per step | launches per step |", "|---|---|---|"]
     lines += [f"| {k[:110]} | {t:.1f} | {n:.0f} |" for t, n, k in top]
-    (out_dir / f"profile_{label}.md").write_text("\n".join(lines) + "\n")
+    with open(out_dir / "profiles.md", "a") as f:  # one file for every run (few files come back)
+        f.write("\n".join(lines) + "\n\n")
     return {"kernels_per_step": len(kernels) / reps, "busy_ms": busy_us / 1e3,
             "span_ms": (end_us - start_us) / reps / 1e3, "host_syncs_per_generate": syncs,
+            "eos_checks_per_generate": checks,
             "top": [{"kernel": k, "us": t, "launches": n} for t, n, k in top]}
+
+
+def attention_sweep(out_dir: Path) -> list[dict]:
+    """The decode attention kernel alone, Qwen2.5-0.5B heads (14 q, 2 kv, dim 64), prompt
+    128, completion slot 256 of 512, over block size, warps and key splits."""
+    from types import SimpleNamespace
+
+    import triton
+    import triton.testing
+
+    from rewardkit_trainer.rollout.fused import _TRITON
+
+    rows_out = []
+    w, t, hkv, rep, d, g = 128, 512, 2, 7, 64, 8
+    for b in (32, 128, 512):
+        kv = dict(dtype=torch.bfloat16, device="cuda")
+        st = SimpleNamespace(pk=[torch.randn(b // g, hkv, w, d, **kv)], pv=[torch.randn(b // g, hkv, w, d, **kv)],
+                             ck=[torch.randn(b, hkv, t, d, **kv)], cv=[torch.randn(b, hkv, t, d, **kv)],
+                             prompt_start=torch.zeros(b // g, dtype=torch.long, device="cuda"),
+                             step=torch.tensor([256], device="cuda"))
+        q = torch.randn(b, hkv * rep, d, **kv)
+        for block in (32, 64):
+            for warps in (4, 8):
+                for splits in (1, 2, 4, 8):
+                    st.attn_block, st.attn_warps, st.attn_splits = block, warps, splits
+                    st.attn_chunk = triton.cdiv(triton.cdiv(w + t, splits), block) * block
+                    ms = triton.testing.do_bench(lambda: _TRITON.attention(q, st, 0, g, hkv), warmup=5, rep=25)
+                    rows_out.append({"rows": b, "block": block, "warps": warps, "splits": splits, "us": ms * 1e3})
+    best = {}
+    for r in rows_out:
+        if r["rows"] not in best or r["us"] < best[r["rows"]]["us"]:
+            best[r["rows"]] = r
+    lines = ["| rows | block | warps | splits | us |", "|---|---|---|---|---|"]
+    lines += [f"| {r['rows']} | {r['block']} | {r['warps']} | {r['splits']} | {r['us']:.1f} |" for r in rows_out]
+    (out_dir / "attention_sweep.md").write_text("\n".join(lines) + "\n")
+    print("attention sweep, best per rows:", {k: (v["block"], v["warps"], v["splits"], round(v["us"], 1))
+                                             for k, v in best.items()}, flush=True)
+    return rows_out
 
 
 def bench_engine(label, make, model, tok, prompts_n, c_len, out_dir, smoke) -> dict:
@@ -164,6 +208,7 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "/tmp/rollout_engine"))
     ap.add_argument("--sequences", default="32,128,512")
     ap.add_argument("--engines", default="main,fused")
+    ap.add_argument("--sweep", action="store_true", help="time the attention kernel's variants first")
     a = ap.parse_args()
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +224,8 @@ def main() -> None:
         bw = copy_bandwidth()
         result["copy_bandwidth_tb_s"] = bw / 1e12
         result["floor_ms"] = weight_bytes / bw * 1e3
+    if cuda and a.sweep:
+        result["attention_sweep"] = attention_sweep(out_dir)
     from rewardkit_trainer.rollout.static import StaticCacheEngine
 
     Main = load_main_engine()
@@ -197,7 +244,7 @@ def main() -> None:
              f"{result['weights_gib']:.2f} GiB" + (f", copy bandwidth {result['copy_bandwidth_tb_s']:.2f} TB/s, "
                                                  f"weight-read floor {result['floor_ms']:.3f} ms" if cuda else ""),
              "", "| engine | sequences | tokens/s | ms per decode step | x floor | kernels/step | busy ms/step | "
-             "host syncs/generate |", "|---|---|---|---|---|---|---|---|"]
+             "host syncs / EOS checks per generate |", "|---|---|---|---|---|---|---|---|"]
     for key, r in result["runs"].items():
         label, n = key.rsplit("_", 1)
         if "error" in r:
@@ -207,7 +254,8 @@ def main() -> None:
         ms = r.get("ms_per_step")
         lines.append(f"| {label} | {n} | {r['tokens_per_s']:,.0f} | {ms or float('nan'):.3f} | "
                      f"{(ms or 0) / result.get('floor_ms', 1):.1f} | {p.get('kernels_per_step', 0):.0f} | "
-                     f"{p.get('busy_ms', 0):.3f} | {p.get('host_syncs_per_generate', '-')} |")
+                     f"{p.get('busy_ms', 0):.3f} | {p.get('host_syncs_per_generate', '-')} / "
+                     f"{p.get('eos_checks_per_generate', '-')} |")
     refresh = [r for r in result["runs"].values() if "refresh_ms" in r]
     if refresh:
         lines.append(f"\nfused refresh (update_weights): {refresh[0]['refresh_ms']:.2f} ms, fused copy "

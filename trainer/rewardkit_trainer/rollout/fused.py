@@ -243,7 +243,8 @@ class _TRITON:
                                            st.prompt_start, st.step, out, part, ml, d ** -0.5, g, w, t, chunk,
                                            HKV=hkv, REP=rep, REP_P=max(16, triton.next_power_of_2(rep)), D=d,
                                            BLOCK_N=st.attn_block, SPLITS=splits,
-                                           PRECISION="ieee" if q.dtype == torch.float32 else "tf32")
+                                           PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+                                           num_warps=st.attn_warps)
         if splits > 1:
             attention_combine_kernel[(b * hq,)](part, ml, out, SPLITS=splits,
                                                 SPLITS_P=triton.next_power_of_2(splits), D=d)

@@ -180,7 +180,7 @@ class _State:
         self.prompt_start = torch.zeros(p, **i64)
         self.cos = self.sin = None
         self.triton = False
-        self.attn_block = 32
+        self.attn_block, self.attn_warps = 32, 4
         sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 8
         longest = w + t
         self.attn_splits = max(1, min(-(-4 * sms // (b * kv_heads)), -(-longest // 128)))
