@@ -153,12 +153,29 @@ def attention_sweep(out_dir: Path) -> list[dict]:
                     st.attn_chunk = triton.cdiv(triton.cdiv(w + t, splits), block) * block
                     ms = triton.testing.do_bench(lambda: _TRITON.attention(q, st, 0, g, hkv), warmup=5, rep=25)
                     rows_out.append({"rows": b, "block": block, "warps": warps, "splits": splits, "us": ms * 1e3})
+    gemms = []  # the decode matmuls alone: weight [N, K] as nn.Linear stores it, or pre-transposed [K, N]
+    for m in (32, 128, 512):
+        x = torch.randn(m, 4864, dtype=torch.bfloat16, device="cuda")
+        for name, n, k in (("qkv", 1152, 896), ("o", 896, 896), ("gate_up", 9728, 896), ("down", 896, 4864),
+                           ("lm_head", 151936, 896)):
+            wt = torch.randn(n, k, dtype=torch.bfloat16, device="cuda")
+            wt_t = wt.t().contiguous()
+            xs = x[:, :k].contiguous()
+            a = triton.testing.do_bench(lambda: torch.nn.functional.linear(xs, wt), warmup=5, rep=20)
+            b = triton.testing.do_bench(lambda: torch.mm(xs, wt_t), warmup=5, rep=20)
+            gemms.append({"rows": m, "gemm": name, "linear_us": a * 1e3, "pretransposed_us": b * 1e3,
+                          "linear_tb_s": n * k * 2 / a / 1e9})
+    glines = ["| rows | matmul | F.linear us | mm on [K,N] us | F.linear TB/s of weight |", "|---|---|---|---|---|"]
+    glines += [f"| {g['rows']} | {g['gemm']} | {g['linear_us']:.1f} | {g['pretransposed_us']:.1f} | "
+               f"{g['linear_tb_s']:.2f} |" for g in gemms]
+    rows_out.append({"gemms": gemms})
     best = {}
-    for r in rows_out:
+    for r in rows_out[:-1]:
         if r["rows"] not in best or r["us"] < best[r["rows"]]["us"]:
             best[r["rows"]] = r
     lines = ["| rows | block | warps | splits | us |", "|---|---|---|---|---|"]
-    lines += [f"| {r['rows']} | {r['block']} | {r['warps']} | {r['splits']} | {r['us']:.1f} |" for r in rows_out]
+    lines += [f"| {r['rows']} | {r['block']} | {r['warps']} | {r['splits']} | {r['us']:.1f} |" for r in rows_out[:-1]]
+    lines += [""] + glines
     (out_dir / "attention_sweep.md").write_text("\n".join(lines) + "\n")
     print("attention sweep, best per rows:", {k: (v["block"], v["warps"], v["splits"], round(v["us"], 1))
                                              for k, v in best.items()}, flush=True)
