@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FusedDecoder"]
+__all__ = ["FusedDecoder", "two_part_attention"]
 
 _TYPES = ("llama", "qwen2", "mistral")
 
@@ -165,6 +165,35 @@ def _eps(norm: Any) -> float:
 
 
 # PyTorch references ---------------------------------------------------------------------------
+def two_part_attention(q: torch.Tensor, st: Any, layer: int, scale: float) -> torch.Tensor:
+    """One query token per row ([B, Hq, 1, D]) against its group's shared prompt keys and its
+    own completion keys (the engine's shared layout, masks ``st.prompt_invalid`` and
+    ``st.comp_invalid``), joined by one softmax; the transformers path's decode attention and
+    the reference of the Triton kernel."""
+    pk, pv, ck, cv = st.pk[layer], st.pv[layer], st.ck[layer], st.cv[layer]
+    b, hq, _, d = q.shape
+    p, hkv, w, _ = pk.shape
+    g, rep = b // p, hq // hkv
+    # prompt part: the G*rep queries of one prompt and kv head share that prompt's keys
+    qp = q.view(p, g, hkv, rep, d).permute(0, 2, 1, 3, 4).reshape(p, hkv, g * rep, d)
+    sp = torch.matmul(qp, pk.transpose(-1, -2)).float() * scale  # [P, Hkv, G*rep, W]
+    sp = sp.masked_fill(st.prompt_invalid, float("-inf"))
+    sp = sp.view(p, hkv, g, rep, w).permute(0, 2, 1, 3, 4)  # [P, G, Hkv, rep, W]
+    # completion part: each row's own keys, valid up to the current slot
+    qc = q.view(b, hkv, rep, d)
+    sc = torch.matmul(qc, ck.transpose(-1, -2)).float() * scale  # [B, Hkv, rep, T]
+    sc = sc.masked_fill(st.comp_invalid, float("-inf"))
+    m = torch.maximum(sp.amax(-1).reshape(b, hkv, rep), sc.amax(-1))  # [B, Hkv, rep]
+    ep = torch.exp(sp - m.view(p, g, hkv, rep)[..., None])
+    ec = torch.exp(sc - m[..., None])
+    denom = ep.sum(-1).reshape(b, hkv, rep) + ec.sum(-1)
+    ep_k = ep.permute(0, 2, 1, 3, 4).reshape(p, hkv, g * rep, w).to(pv.dtype)
+    op = torch.matmul(ep_k, pv).view(p, hkv, g, rep, d).permute(0, 2, 1, 3, 4).reshape(b, hkv, rep, d)
+    oc = torch.matmul(ec.to(cv.dtype), cv)
+    out = (op.float() + oc.float()) / denom[..., None]
+    return out.to(q.dtype).reshape(b, 1, hq, d)
+
+
 class _TORCH:
     @staticmethod
     def add_rmsnorm(res: torch.Tensor, delta: torch.Tensor | None, w: torch.Tensor, eps: float) -> torch.Tensor:
@@ -191,10 +220,8 @@ class _TORCH:
 
     @staticmethod
     def attention(q: torch.Tensor, st: Any, layer: int, g: int, hkv: int) -> torch.Tensor:
-        from .static import _decode_attention
-
         st.comp_invalid.copy_(st.slots > st.step)
-        return _decode_attention(q[:, :, None], st, layer, q.shape[-1] ** -0.5).view(q.shape)
+        return two_part_attention(q[:, :, None], st, layer, q.shape[-1] ** -0.5).view(q.shape)
 
     @staticmethod
     def silu_mul(gu: torch.Tensor) -> torch.Tensor:

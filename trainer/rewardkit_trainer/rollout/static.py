@@ -13,10 +13,13 @@ semantics, same ``Rollout``):
 - Every buffer the decode step touches is allocated before the loop, so on CUDA the
   whole step (decoder forward, lm_head, temperature/top-k/top-p, sampling, log-prob
   gather, EOS bookkeeping) is captured once with ``torch.cuda.CUDAGraph`` and replayed
-  T-1 times. Sampling is inverse-CDF with uniforms drawn up front from the call's
-  ``torch.Generator``, so the graph holds no RNG state and a seed reproduces a rollout.
-- The host looks at EOS only every ``check_eos_every`` steps (one sync each), and copies
-  the results to the CPU once at the end.
+  T-1 times. Sampling is an exponential race with Philox noise keyed by each group's
+  seed (:mod:`.sampling`): the graph holds no RNG state, a seed reproduces a rollout, and
+  per-group seeds are honoured in one batch.
+- For Llama / Qwen2 / Mistral the decode step is the engine's own (:mod:`.fused`): fused
+  q/k/v and gate/up copies, Triton kernels, attention over the filled slots only.
+- The host looks at EOS only every ``check_eos_every`` steps (one sync each; none without
+  EOS ids), and copies the results to the CPU once at the end.
 
 Limits: decoder-only transformers models whose attention layers call
 ``past_key_values.update(k, v, layer_idx)`` and then the attention interface named by
@@ -40,7 +43,7 @@ from rewardkit.errors import invalid_argument
 from ..models import unwrap
 from .base import Rollout, RolloutEngine, SamplingParams
 from .base import eos_token_ids as _model_eos_ids  # the argument of that name shadows it
-from .fused import FusedDecoder
+from .fused import FusedDecoder, two_part_attention
 from .hf import _device_of, filter_logits
 from .sampling import group_row_keys, sample
 
@@ -63,7 +66,7 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
                                       scaling=scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     if state.key.shared:
-        return _decode_attention(query, state, module.layer_idx, scale), None
+        return two_part_attention(query, state, module.layer_idx, scale), None
     return _expanded_attention(query, state, module.layer_idx, scale), None
 
 
@@ -78,32 +81,6 @@ def _expanded_attention(q: torch.Tensor, st: "_State", layer: int, scale: float)
                            alpha=scale)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
     return torch.bmm(probs, v.view(b * hkv, length, d)).view(b, 1, hq, d)
-
-
-def _decode_attention(q: torch.Tensor, st: "_State", layer: int, scale: float) -> torch.Tensor:
-    """One query token per row against shared prompt keys and per-row completion keys."""
-    pk, pv, ck, cv = st.pk[layer], st.pv[layer], st.ck[layer], st.cv[layer]
-    b, hq, _, d = q.shape
-    p, hkv, w, _ = pk.shape
-    g, rep = b // p, hq // hkv
-    # prompt part: the G*rep queries of one prompt and kv head share that prompt's keys
-    qp = q.view(p, g, hkv, rep, d).permute(0, 2, 1, 3, 4).reshape(p, hkv, g * rep, d)
-    sp = torch.matmul(qp, pk.transpose(-1, -2)).float() * scale  # [P, Hkv, G*rep, W]
-    sp = sp.masked_fill(st.prompt_invalid, float("-inf"))
-    sp = sp.view(p, hkv, g, rep, w).permute(0, 2, 1, 3, 4)  # [P, G, Hkv, rep, W]
-    # completion part: each row's own keys, valid up to the current slot
-    qc = q.view(b, hkv, rep, d)
-    sc = torch.matmul(qc, ck.transpose(-1, -2)).float() * scale  # [B, Hkv, rep, T]
-    sc = sc.masked_fill(st.comp_invalid, float("-inf"))
-    m = torch.maximum(sp.amax(-1).reshape(b, hkv, rep), sc.amax(-1))  # [B, Hkv, rep]
-    ep = torch.exp(sp - m.view(p, g, hkv, rep)[..., None])
-    ec = torch.exp(sc - m[..., None])
-    denom = ep.sum(-1).reshape(b, hkv, rep) + ec.sum(-1)
-    ep_k = ep.permute(0, 2, 1, 3, 4).reshape(p, hkv, g * rep, w).to(pv.dtype)
-    op = torch.matmul(ep_k, pv).view(p, hkv, g, rep, d).permute(0, 2, 1, 3, 4).reshape(b, hkv, rep, d)
-    oc = torch.matmul(ec.to(cv.dtype), cv)
-    out = (op.float() + oc.float()) / denom[..., None]
-    return out.to(q.dtype).reshape(b, 1, hq, d)
 
 
 class _Cache:
