@@ -202,11 +202,11 @@ def test_cuda_graph_matches_eager_on_gpu(tok):
     model = tiny_model(tok, seed=5, hidden=64, layers=2).cuda().eval()
     prompts = _prompts(tok, ["abc de", "x"])
     params = SamplingParams(num_generations=4, max_completion_length=24, temperature=0.9, top_p=0.9, seed=3)
-    for shared in (True, False):
-        graphed = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=True,
-                                    share_prompt_kv=shared).generate(prompts, params)
-        eager = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False,
-                                  share_prompt_kv=shared).generate(prompts, params)
+    for shared, fused in LAYOUTS:
+        graphed = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=True, share_prompt_kv=shared,
+                                    fused=fused).generate(prompts, params)
+        eager = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False, share_prompt_kv=shared,
+                                  fused=fused).generate(prompts, params)
         assert graphed.stats["cuda_graph"] and not eager.stats["cuda_graph"]
         assert graphed.completion_ids == eager.completion_ids
     greedy = StaticCacheEngine(model, tok, eos_token_ids=()).generate(
