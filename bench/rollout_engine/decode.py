@@ -17,7 +17,14 @@ completion 512, EOS off, G = 8; 32 / 128 / 512 sequences (4 / 16 / 64 prompts).
   step, GPU-busy time per step, the span (first kernel start to last kernel end: busy
   plus gaps), top kernels by time; over one whole ``generate``: ``cuda*Synchronize``
   calls and EOS checks (``bool(tensor)``).
-- ``--sweep``: the attention kernel alone over block size, warps and key splits.
+- ``--sweep``: the attention kernel alone over block size, warps and key splits (one
+  launch at a time outside a graph: launch-bound, see bench/results/rollout_engine.md).
+- ``--grpo ours_qwen,trl_qwen``: then the end-to-end GRPO step beside TRL
+  (bench/grpo_speed/run.py in its own processes; TRL and datasets carried as wheels), so
+  one command gives the issue's table and the step.
+
+The decode part takes 1.5-2.5 minutes on an H100 (Triton compiles included); the GRPO
+sections about 3.5 more.
 - refresh: ``update_weights`` of the fused engine (rebuilds the fused q/k/v and gate/up
   copies), median of 5, synchronized.
 """
@@ -226,6 +233,8 @@ def main() -> None:
     ap.add_argument("--sequences", default="32,128,512")
     ap.add_argument("--engines", default="main,fused")
     ap.add_argument("--sweep", action="store_true", help="time the attention kernel's variants first")
+    ap.add_argument("--grpo", default="", help="bench/grpo_speed sections to run afterwards, e.g. ours_qwen,trl_qwen")
+    ap.add_argument("--grpo-budget", type=float, default=225.0)
     a = ap.parse_args()
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -279,7 +288,13 @@ def main() -> None:
                      f"{refresh[0]['fused_copy_gib']:.2f} GiB")
     text = "\n".join(lines)
     (out_dir / "rollout_engine.md").write_text(text + "\n")
-    print(text)
+    print(text, flush=True)
+    if a.grpo:
+        import subprocess
+
+        cmd = [sys.executable, str(HERE.parent / "grpo_speed" / "run.py"), "--sections", a.grpo,
+               "--budget", str(a.grpo_budget), "--out", str(out_dir / "grpo")] + (["--smoke"] if a.smoke else [])
+        subprocess.run(cmd, check=False)
 
 
 if __name__ == "__main__":
