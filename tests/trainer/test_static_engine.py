@@ -53,10 +53,13 @@ def _forward_logprobs(model, prompt, completion, temperature=1.0):
     return torch.log_softmax(logits, -1).gather(1, torch.tensor(completion)[:, None]).squeeze(1)
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_greedy_equals_transformers_generate_with_ragged_prompts(tok, model, shared):
+LAYOUTS = [(True, True), (True, False), (False, False)]  # (shared prompt KV, fused decode)
+
+
+@pytest.mark.parametrize("shared,fused", LAYOUTS)
+def test_greedy_equals_transformers_generate_with_ragged_prompts(tok, model, shared, fused):
     prompts = _prompts(tok, ["abc de", "hello there x", "q"])  # left padding inside one bucket
-    eng = StaticCacheEngine(model, tok, eos_token_ids=(), prompt_bucket=8, share_prompt_kv=shared)
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), prompt_bucket=8, share_prompt_kv=shared, fused=fused)
     r = eng.generate(prompts, SamplingParams(num_generations=2, max_completion_length=10, top_k=1, seed=0))
     for i, p in enumerate(prompts):
         ref = _greedy_ref(model, p, 10)
@@ -72,15 +75,16 @@ def test_default_shares_the_prompt_only_when_copies_would_be_large(tok, model):
     params = SamplingParams(num_generations=4, max_completion_length=2, seed=0)
     small = StaticCacheEngine(model, tok, eos_token_ids=())
     big = StaticCacheEngine(model, tok, eos_token_ids=(), share_threshold_bytes=0)
+    small.fused = big.fused = False  # the fused step always shares
     a, b = small.generate([[5, 6, 7]], params), big.generate([[5, 6, 7]], params)
     assert not next(iter(small._states)).shared and next(iter(big._states)).shared
     assert a.completion_ids == b.completion_ids
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_logprobs_match_a_full_forward(tok, model, shared):
+@pytest.mark.parametrize("shared,fused", LAYOUTS)
+def test_logprobs_match_a_full_forward(tok, model, shared, fused):
     prompts = _prompts(tok, ["a+b=", "12 34 5"])
-    eng = StaticCacheEngine(model, tok, eos_token_ids=(), share_prompt_kv=shared)
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), share_prompt_kv=shared, fused=fused)
     r = eng.generate(prompts, SamplingParams(num_generations=3, max_completion_length=9, temperature=0.7, seed=5))
     for j, (comp, lps) in enumerate(zip(r.completion_ids, r.logprobs)):
         ref = _forward_logprobs(model, prompts[j // 3], comp, temperature=0.7)
@@ -198,11 +202,11 @@ def test_cuda_graph_matches_eager_on_gpu(tok):
     model = tiny_model(tok, seed=5, hidden=64, layers=2).cuda().eval()
     prompts = _prompts(tok, ["abc de", "x"])
     params = SamplingParams(num_generations=4, max_completion_length=24, temperature=0.9, top_p=0.9, seed=3)
-    for shared in (True, False):
-        graphed = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=True,
-                                    share_prompt_kv=shared).generate(prompts, params)
-        eager = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False,
-                                  share_prompt_kv=shared).generate(prompts, params)
+    for shared, fused in LAYOUTS:
+        graphed = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=True, share_prompt_kv=shared,
+                                    fused=fused).generate(prompts, params)
+        eager = StaticCacheEngine(model, tok, eos_token_ids=(), cuda_graphs=False, share_prompt_kv=shared,
+                                  fused=fused).generate(prompts, params)
         assert graphed.stats["cuda_graph"] and not eager.stats["cuda_graph"]
         assert graphed.completion_ids == eager.completion_ids
     greedy = StaticCacheEngine(model, tok, eos_token_ids=()).generate(
@@ -211,3 +215,86 @@ def test_cuda_graph_matches_eager_on_gpu(tok):
         ref = model.generate(torch.tensor([p], device="cuda"), max_new_tokens=16, min_new_tokens=16,
                              do_sample=False, eos_token_id=None, pad_token_id=0)[0, len(p):].tolist()
         assert greedy.completion_ids[2 * i] == ref
+
+
+# group seeds, policy-following of the sampler, the fused weight copy -------------------------
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_groups_completions_depend_only_on_its_prompt_and_seed(tok, model, fused):
+    from rewardkit_trainer.rollout.base import generate_groups
+
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), fused=fused)
+    assert eng.supports_group_seeds
+    prompts = _prompts(tok, ["a much longer prompt 22", "say a 1", "zz top"])
+    params = SamplingParams(num_generations=3, max_completion_length=7, temperature=1.0)
+    alone = generate_groups(eng, prompts[1:2], params, [12])
+    batch = generate_groups(eng, [prompts[2], prompts[0], prompts[1]], params, [13, 11, 12])  # last, not first
+    assert batch.completion_ids[6:] == alone.completion_ids
+    for a, b in zip(batch.logprobs[6:], alone.logprobs):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5, rtol=0)
+    assert len(set(map(tuple, alone.completion_ids))) > 1  # rows of a group draw different noise
+    other = generate_groups(eng, [prompts[2], prompts[0], prompts[1]], params, [13, 11, 99])
+    assert other.completion_ids[:6] == batch.completion_ids[:6] and other.completion_ids[6:] != alone.completion_ids
+    with pytest.raises(InvalidArgument, match="group_seeds"):
+        eng.generate(prompts, SamplingParams(num_generations=2, max_completion_length=2, group_seeds=(1, 2)))
+
+
+def _pair_probs(model, prompt, temperature):
+    """Exact P(t1, t2) over the whole vocabulary: p(t1) * p(t2 | t1)."""
+    with torch.no_grad():
+        first = torch.softmax(model(torch.tensor([prompt])).logits[0, -1].float() / temperature, -1)
+        v = first.numel()
+        ids = torch.cat([torch.tensor([prompt] * v), torch.arange(v)[:, None]], 1)
+        second = torch.softmax(model(ids).logits[:, -1].float() / temperature, -1)
+    return first[:, None] * second
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_two_token_frequencies_follow_the_model_with_group_seeds(tok, model, fused):
+    """Chi-square on the first token and on the second token's marginal over 4,000 draws
+    by 100 seeded groups of 40: the decode step and the counter-based sampler follow the
+    policy (exact probabilities from full forward passes)."""
+    from rewardkit_trainer.rollout.base import generate_groups
+
+    prompt = _prompts(tok, ["ab"])[0]
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), fused=fused)
+    params = SamplingParams(num_generations=40, max_completion_length=2, temperature=1.3)
+    r = generate_groups(eng, [prompt] * 100, params, list(range(1000, 1100)))
+    probs = _pair_probs(model, prompt, 1.3)
+    n = len(r.completion_ids)
+    for position, exact in ((0, probs.sum(1)), (1, probs.sum(0))):  # first token; second token's marginal
+        counts = torch.bincount(torch.tensor([c[position] for c in r.completion_ids]), minlength=exact.numel()).float()
+        expected = exact * n
+        chi2 = float(((counts - expected) ** 2 / expected).sum())
+        dof = exact.numel() - 1
+        # chi-square with k dof: mean k, sd sqrt(2k); 5 sd is far beyond chance
+        assert chi2 < dof + 5 * (2 * dof) ** 0.5, (position, chi2, dof)
+
+
+def test_fused_copy_follows_in_place_updates(tok):
+    model = tiny_model(tok, seed=6).eval()
+    prompt = _prompts(tok, ["abc"])
+    eng = StaticCacheEngine(model, tok, eos_token_ids=(), free_on_sleep=False)
+    params = SamplingParams(num_generations=2, max_completion_length=6, top_k=1, seed=0)
+    before = eng.generate(prompt, params).completion_ids[0]
+    assert eng.fused and eng._fused.fused_bytes() > 0
+    with torch.no_grad():  # an in-place "optimizer step" on the fused projections
+        for name, p in model.named_parameters():
+            if any(k in name for k in ("q_proj", "k_proj", "v_proj", "up_proj", "gate_proj")):
+                p.add_(torch.randn_like(p) * 0.5)
+    eng.update_weights(model)
+    after = eng.generate(prompt, params).completion_ids[0]
+    assert after == _greedy_ref(model, prompt[0], 6) and after != before
+    assert len(eng.refresh_seconds) == 2  # built once, refreshed once
+    eng.sleep()
+    eng.free_on_sleep = True
+    eng.sleep()
+    assert eng._fused is None  # released for the training pass; rebuilt by the next rollout
+
+
+def test_fused_refused_for_a_peft_model_and_followed_otherwise(tok):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_model(tok, seed=4), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"]))
+    assert not StaticCacheEngine(model, tok).fused
+    with pytest.raises(InvalidArgument, match="fused"):
+        StaticCacheEngine(model, tok, fused=True)

@@ -92,8 +92,9 @@ def generate_groups(engine: RolloutEngine, prompt_ids: Sequence[Sequence[int]], 
     """G completions per prompt, each group sampled from its own seeded generator, so a
     group's completions depend on its prompt and seed, not on which rank draws it (the
     distributed loop seeds per group, see distributed.py). Engines that declare
-    ``supports_group_seeds`` (HFEngine) sample the whole batch at once with one generator
-    per group; others get one ``generate`` call per prompt, joined into one Rollout."""
+    ``supports_group_seeds`` (HFEngine: one generator per group; StaticCacheEngine: noise
+    keyed by each group's seed) sample the whole batch at once; others get one
+    ``generate`` call per prompt, joined into one Rollout."""
     import dataclasses
 
     if getattr(engine, "supports_group_seeds", False):  # one batch, one generator per group

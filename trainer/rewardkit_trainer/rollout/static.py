@@ -13,10 +13,13 @@ semantics, same ``Rollout``):
 - Every buffer the decode step touches is allocated before the loop, so on CUDA the
   whole step (decoder forward, lm_head, temperature/top-k/top-p, sampling, log-prob
   gather, EOS bookkeeping) is captured once with ``torch.cuda.CUDAGraph`` and replayed
-  T-1 times. Sampling is inverse-CDF with uniforms drawn up front from the call's
-  ``torch.Generator``, so the graph holds no RNG state and a seed reproduces a rollout.
-- The host looks at EOS only every ``check_eos_every`` steps (one sync each), and copies
-  the results to the CPU once at the end.
+  T-1 times. Sampling is an exponential race with Philox noise keyed by each group's
+  seed (:mod:`.sampling`): the graph holds no RNG state, a seed reproduces a rollout, and
+  per-group seeds are honoured in one batch.
+- For Llama / Qwen2 / Mistral the decode step is the engine's own (:mod:`.fused`): fused
+  q/k/v and gate/up copies, Triton kernels, attention over the filled slots only.
+- The host looks at EOS only every ``check_eos_every`` steps (one sync each; none without
+  EOS ids), and copies the results to the CPU once at the end.
 
 Limits: decoder-only transformers models whose attention layers call
 ``past_key_values.update(k, v, layer_idx)`` and then the attention interface named by
@@ -40,7 +43,9 @@ from rewardkit.errors import invalid_argument
 from ..models import unwrap
 from .base import Rollout, RolloutEngine, SamplingParams
 from .base import eos_token_ids as _model_eos_ids  # the argument of that name shadows it
+from .fused import FusedDecoder, two_part_attention
 from .hf import _device_of, filter_logits
+from .sampling import group_row_keys, sample
 
 __all__ = ["StaticCacheEngine", "ATTENTION_NAME"]
 
@@ -61,7 +66,7 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
                                       scaling=scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     if state.key.shared:
-        return _decode_attention(query, state, module.layer_idx, scale), None
+        return two_part_attention(query, state, module.layer_idx, scale), None
     return _expanded_attention(query, state, module.layer_idx, scale), None
 
 
@@ -76,32 +81,6 @@ def _expanded_attention(q: torch.Tensor, st: "_State", layer: int, scale: float)
                            alpha=scale)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
     return torch.bmm(probs, v.view(b * hkv, length, d)).view(b, 1, hq, d)
-
-
-def _decode_attention(q: torch.Tensor, st: "_State", layer: int, scale: float) -> torch.Tensor:
-    """One query token per row against shared prompt keys and per-row completion keys."""
-    pk, pv, ck, cv = st.pk[layer], st.pv[layer], st.ck[layer], st.cv[layer]
-    b, hq, _, d = q.shape
-    p, hkv, w, _ = pk.shape
-    g, rep = b // p, hq // hkv
-    # prompt part: the G*rep queries of one prompt and kv head share that prompt's keys
-    qp = q.view(p, g, hkv, rep, d).permute(0, 2, 1, 3, 4).reshape(p, hkv, g * rep, d)
-    sp = torch.matmul(qp, pk.transpose(-1, -2)).float() * scale  # [P, Hkv, G*rep, W]
-    sp = sp.masked_fill(st.prompt_invalid, float("-inf"))
-    sp = sp.view(p, hkv, g, rep, w).permute(0, 2, 1, 3, 4)  # [P, G, Hkv, rep, W]
-    # completion part: each row's own keys, valid up to the current slot
-    qc = q.view(b, hkv, rep, d)
-    sc = torch.matmul(qc, ck.transpose(-1, -2)).float() * scale  # [B, Hkv, rep, T]
-    sc = sc.masked_fill(st.comp_invalid, float("-inf"))
-    m = torch.maximum(sp.amax(-1).reshape(b, hkv, rep), sc.amax(-1))  # [B, Hkv, rep]
-    ep = torch.exp(sp - m.view(p, g, hkv, rep)[..., None])
-    ec = torch.exp(sc - m[..., None])
-    denom = ep.sum(-1).reshape(b, hkv, rep) + ec.sum(-1)
-    ep_k = ep.permute(0, 2, 1, 3, 4).reshape(p, hkv, g * rep, w).to(pv.dtype)
-    op = torch.matmul(ep_k, pv).view(p, hkv, g, rep, d).permute(0, 2, 1, 3, 4).reshape(b, hkv, rep, d)
-    oc = torch.matmul(ec.to(cv.dtype), cv)
-    out = (op.float() + oc.float()) / denom[..., None]
-    return out.to(q.dtype).reshape(b, 1, hq, d)
 
 
 class _Cache:
@@ -169,8 +148,20 @@ class _State:
         self.write_slot = torch.zeros(1, **i64)  # where its K/V go in ck/cv
         self.base_pos = torch.zeros(b, **i64)  # position of completion token 0, per row
         self.cur = torch.zeros(b, **i64)
-        self.uniform = torch.ones(t, b, dtype=torch.float32, device=device)
-        self.temperature = torch.ones(1, dtype=torch.float32, device=device)
+        # sampling: Philox key (the group's seed) and row-in-group per row, the column counter
+        self.keys = torch.zeros(b, **i64)
+        self.rows = torch.zeros(b, **i64)
+        self.col = torch.zeros(1, **i64)
+        self.inv_t = torch.ones(1, dtype=torch.float32, device=device)
+        # fused decode only: first valid prompt slot per prompt, rope tables, attention split
+        self.prompt_start = torch.zeros(p, **i64)
+        self.cos = self.sin = None
+        self.triton = False
+        self.attn_block, self.attn_warps = 32, 4
+        sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 8
+        longest = w + t
+        self.attn_splits = max(1, min(-(-4 * sms // (b * kv_heads)), -(-longest // 128)))
+        self.attn_chunk = -(-(-(-longest // self.attn_splits)) // self.attn_block) * self.attn_block
         self.pad = torch.zeros(1, **i64)
         self.eos = torch.tensor(list(eos_ids), **i64)  # fixed per engine: graphs hold its address
         self.out_tok = torch.zeros(b, t, **i64)
@@ -193,15 +184,23 @@ class StaticCacheEngine(RolloutEngine):
     graph; ``max_cached_shapes`` bounds how many such shapes stay allocated.
     ``share_prompt_kv``: True keeps one prompt KV per group (two-part attention), False
     copies it into every row (one attention pass, fewer kernels); None (default) shares
-    once the G-1 extra copies would exceed ``share_threshold_bytes``."""
+    once the G-1 extra copies would exceed ``share_threshold_bytes``. ``fused``: decode
+    with the engine's own fused weight layout and kernels (:mod:`.fused`; always the shared
+    KV layout); None (default) uses it whenever the model is one it supports. ``kernels``:
+    run the Triton kernels (None: on CUDA; True on CPU needs ``TRITON_INTERPRET=1``).
+
+    ``params.group_seeds`` (one seed per prompt) are honoured in one batch: a group's
+    completions depend on its prompt and seed only (:mod:`.sampling`)."""
 
     name = "hf"  # samples from the policy's own weights: no importance-sampling correction
     variant = "static"
+    supports_group_seeds = True
 
     def __init__(self, model: Any, tokenizer: Any, *, cuda_graphs: bool | None = None, check_eos_every: int = 32,
                  prompt_bucket: int = 64, eos_token_ids: Sequence[int] | None = None,
                  max_cached_shapes: int = 2, free_on_sleep: bool = True, share_prompt_kv: bool | None = None,
-                 share_threshold_bytes: int = 256 * 2**20) -> None:
+                 share_threshold_bytes: int = 256 * 2**20, fused: bool | None = None,
+                 kernels: bool | None = None) -> None:
         if check_eos_every < 1:
             raise invalid_argument("check_eos_every", check_eos_every, "must be >= 1")
         if prompt_bucket < 1:
@@ -220,6 +219,13 @@ class StaticCacheEngine(RolloutEngine):
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
         self._states: dict[_Key, _State] = {}
+        why = FusedDecoder.unsupported(unwrap(model))
+        if fused and why:
+            raise invalid_argument("fused", fused, f"cannot run this model: {why}")
+        self.fused = (why is None) if fused is None else bool(fused)
+        self._fused: FusedDecoder | None = None
+        self.kernels = kernels
+        self.refresh_seconds: list[float] = []  # host time of each fused-weight rebuild
         _register_attention()
 
     # seam --------------------------------------------------------------------------------
@@ -227,10 +233,24 @@ class StaticCacheEngine(RolloutEngine):
         if model is not self.model:  # captured graphs point at the old parameters
             self.close()
             self.model = model
-        # same object: optimizer steps update parameters in place, graphs stay valid
+            why = FusedDecoder.unsupported(unwrap(model))
+            self.fused = self.fused and why is None
+        elif self._fused is not None:  # the fused q/k/v and gate/up copies follow, in place
+            self._refresh()
+        # other tensors are the model's own: optimizer steps update them in place, graphs stay valid
+
+    def _refresh(self) -> None:
+        t0 = time.perf_counter()
+        causal = unwrap(self.model)
+        if self._fused is None:
+            self._fused = FusedDecoder(causal)
+        else:
+            self._fused.refresh(causal)
+        self.refresh_seconds.append(time.perf_counter() - t0)
 
     def close(self) -> None:
         self._states.clear()
+        self._fused = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -249,6 +269,8 @@ class StaticCacheEngine(RolloutEngine):
             raise invalid_argument("prompt_ids", f"{len(prompt_ids)} prompts", "must be non-empty token lists")
         causal = unwrap(self.model)
         device = _device_of(causal)
+        if self.fused and (self._fused is None or not self._fused.layers):
+            self._refresh()
         state = self._state(len(prompt_ids), params, max(len(p) for p in prompt_ids), causal, device)
         cfg = causal.config
         was_training, old_attn = causal.training, cfg._attn_implementation
@@ -256,12 +278,14 @@ class StaticCacheEngine(RolloutEngine):
         cfg._attn_implementation = ATTENTION_NAME
         _ACTIVE = state
         try:
+            state.triton = device.type == "cuda" if self.kernels is None else bool(self.kernels)
             self._reset(state, prompt_ids, params, device)
             hidden = self._prefill(state, causal, prompt_ids, device)
             state.step.zero_()
+            state.col.zero_()
             state.mode = "decode"
             _sample_into(state, hidden.repeat_interleave(params.num_generations, dim=0),
-                         causal.get_output_embeddings().weight, 0)
+                         causal.get_output_embeddings().weight)
             self._decode(state, causal, params.max_completion_length)
             tokens, lps, lengths, done = (state.out_tok.cpu(), state.out_lp.cpu(), state.lengths.cpu(),
                                           state.done.cpu())
@@ -283,7 +307,8 @@ class StaticCacheEngine(RolloutEngine):
                        logprobs=lp_rows, stats={"seconds": seconds, "tokens": n_tok,
                                                 "tokens_per_s": n_tok / max(seconds, 1e-9),
                                                 "kv_cache_bytes": state.nbytes(),
-                                                "cuda_graph": state.graph is not None})
+                                                "cuda_graph": state.graph is not None,
+                                                "fused": self.fused})
 
     # internals ---------------------------------------------------------------------------
     def _use_graphs(self, device: torch.device) -> bool:
@@ -300,6 +325,7 @@ class StaticCacheEngine(RolloutEngine):
         copies = (params.num_generations - 1) * prompts * bucket * cfg.num_hidden_layers * 2 * kv_heads * head_dim
         shared = self.share_prompt_kv if self.share_prompt_kv is not None else (
             copies * weight.element_size() > self.share_threshold_bytes)
+        shared = shared or self.fused  # the fused step knows the shared layout only
         key = _Key(prompts, params.num_generations, bucket, params.max_completion_length, params.top_k,
                    float(params.top_p), bool(shared))
         state = self._states.pop(key, None)
@@ -308,6 +334,8 @@ class StaticCacheEngine(RolloutEngine):
                 self._states.pop(next(iter(self._states)))
             state = _State(key, cfg.num_hidden_layers, heads, kv_heads, head_dim, weight.dtype, device, weight.shape[0],
                            self.eos_ids)
+            if self.fused:
+                state.cos, state.sin = self._fused.rope_tables(bucket + key.length, weight.dtype, device)
         self._states[key] = state  # most recent last
         return state
 
@@ -318,11 +346,18 @@ class StaticCacheEngine(RolloutEngine):
         st.prompt_invalid.copy_(invalid.view(len(prompt_ids), 1, 1, w).to(device))
         st.row_invalid.copy_(invalid.repeat_interleave(g, dim=0).to(device))
         st.base_pos.copy_(lens.repeat_interleave(g).to(device))
-        gen = torch.Generator(device="cpu")
-        gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(2**62, (1,))))
-        # uniforms in (0, 1]: u = 0 could pick a token of zero probability
-        st.uniform.copy_((1.0 - torch.rand(st.uniform.shape, generator=gen)).to(device))
-        st.temperature.fill_(float(params.temperature))
+        st.prompt_start.copy_((w - lens).to(device))
+        seeds = params.group_seeds
+        if seeds is None:  # one seed for the call: each group's key drawn from it
+            gen = torch.Generator(device="cpu")
+            gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(2**62, (1,))))
+            seeds = torch.randint(2**62, (len(prompt_ids),), generator=gen).tolist()
+        elif len(seeds) != len(prompt_ids):
+            raise invalid_argument("group_seeds", f"{len(seeds)} seeds", f"must be one per prompt ({len(prompt_ids)})")
+        keys, rows = group_row_keys(seeds, g, device)
+        st.keys.copy_(keys)
+        st.rows.copy_(rows)
+        st.inv_t.fill_(1.0 / float(params.temperature))
         st.pad.fill_(self.pad_id)
         st.done.zero_()
         st.lengths.fill_(params.max_completion_length)
@@ -356,6 +391,13 @@ class StaticCacheEngine(RolloutEngine):
         weight = causal.get_output_embeddings().weight
 
         shared, width = st.key.shared, st.key.width
+        fused, triton = self._fused if self.fused else None, st.triton
+
+        def fused_step() -> None:
+            hidden = fused.forward(st, triton)
+            torch.add(st.step, 1, out=st.col)
+            _sample_into(st, hidden, fused.head)
+            st.step.add_(1)
 
         def step() -> None:
             st.comp_invalid.copy_(st.slots > st.step)
@@ -370,32 +412,34 @@ class StaticCacheEngine(RolloutEngine):
                 st.bias.view(b, -1, slots).copy_(bias[:, None, :].expand(b, st.bias.shape[0] // b * st.bias.shape[1], slots))
             out = decoder(input_ids=st.cur[:, None], position_ids=(st.base_pos + st.step)[:, None],
                           past_key_values=st.cache, use_cache=True)
-            _sample_into(st, out.last_hidden_state[:, -1], weight, st.step + 1)
+            torch.add(st.step, 1, out=st.col)
+            _sample_into(st, out.last_hidden_state[:, -1], weight)
             st.step.add_(1)
 
-        run = step
+        run = fused_step if fused is not None else step
         if self._use_graphs(weight.device):
             if st.graph is None:
-                st.graph = _capture(step, st)
+                st.graph = _capture(run, st)
             run = st.graph.replay
         for t in range(length - 1):
             run()
-            if (t + 1) % self.check_eos_every == 0 and bool(st.done.all()):
+            # no EOS to look for (fixed-length rollouts): no host sync inside the loop at all
+            if self.eos_ids and (t + 1) % self.check_eos_every == 0 and bool(st.done.all()):
                 break
 
 
-def _sample_into(st: _State, hidden: torch.Tensor, weight: torch.Tensor, col) -> None:
-    """Sample one token per row from ``hidden @ weight.T / temperature`` and record it at
-    column ``col`` (int or a 1-element tensor); graph-safe (no host syncs, no RNG)."""
+def _sample_into(st: _State, hidden: torch.Tensor, weight: torch.Tensor) -> None:
+    """Sample one token per row from ``hidden @ weight.T / temperature`` (top-k / top-p
+    applied) and record it at column ``st.col``; graph-safe (no host syncs, no RNG state:
+    counter-based noise, see :mod:`.sampling`)."""
     key = st.key
-    col_t = col if isinstance(col, torch.Tensor) else torch.full((1,), col, dtype=torch.long, device=hidden.device)
-    logits = torch.nn.functional.linear(hidden, weight).float() / st.temperature
-    logp = torch.log_softmax(logits, dim=-1)
-    probs = filter_logits(logp, key.top_k, key.top_p).softmax(-1)
-    cdf = probs.cumsum(-1)
-    u = st.uniform.index_select(0, col_t).view(-1) * cdf[:, -1]
-    tok = torch.searchsorted(cdf, u[:, None]).view(-1).clamp_(max=logits.shape[-1] - 1)
-    lp = logp.gather(1, tok[:, None])
+    col_t = st.col
+    logits = torch.nn.functional.linear(hidden, weight)
+    filtered = None
+    if (key.top_k and key.top_k < logits.shape[-1]) or key.top_p < 1.0:
+        filtered = filter_logits(torch.log_softmax(logits.float() * st.inv_t, dim=-1), key.top_k, key.top_p)
+    tok, lp = sample(logits, st.inv_t, st.keys, st.rows, col_t, filtered, use_triton=st.triton)
+    lp = lp[:, None]
     tok = torch.where(st.done, st.pad, tok)
     st.out_tok.index_copy_(1, col_t, tok[:, None])
     st.out_lp.index_copy_(1, col_t, torch.where(st.done[:, None], torch.zeros_like(lp), lp))
@@ -407,7 +451,7 @@ def _sample_into(st: _State, hidden: torch.Tensor, weight: torch.Tensor, col) ->
 
 def _capture(step, st: _State):
     """Warm ``step`` up on a side stream, then capture it; restores the state it touched."""
-    saved = [t.clone() for t in (st.step, st.cur, st.out_tok, st.out_lp, st.done, st.lengths)]
+    saved = [t.clone() for t in (st.step, st.col, st.cur, st.out_tok, st.out_lp, st.done, st.lengths)]
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -418,7 +462,7 @@ def _capture(step, st: _State):
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         step()
-    for dst, src in zip((st.step, st.cur, st.out_tok, st.out_lp, st.done, st.lengths), saved):
+    for dst, src in zip((st.step, st.col, st.cur, st.out_tok, st.out_lp, st.done, st.lengths), saved):
         dst.copy_(src)
     # the warm-up wrote completion KV slot 0 and output column 1: harmless, a slot is
     # rewritten before it is read and the column is rewritten by the first replay
