@@ -97,7 +97,7 @@ def generate_groups(engine: RolloutEngine, prompt_ids: Sequence[Sequence[int]], 
     ``generate`` call per prompt, joined into one Rollout."""
     import dataclasses
 
-    if getattr(engine, "supports_group_seeds", False):  # one batch, one generator per group
+    if getattr(engine, "supports_group_seeds", False):  # one batch, each group seeded alone
         return engine.generate(prompt_ids, dataclasses.replace(params, seed=None, group_seeds=tuple(seeds)))
     parts = [engine.generate([p], dataclasses.replace(params, seed=s)) for p, s in zip(prompt_ids, seeds)]
     seconds = sum(float(r.stats.get("seconds", 0.0)) for r in parts)
