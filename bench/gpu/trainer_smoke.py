@@ -32,13 +32,15 @@ def main() -> None:
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     calls = {"triton": 0, "torch": 0}
-    original = kernels.token_logprobs
+    from rewardkit_trainer import logprobs
+
+    original = logprobs.token_logprobs
 
     def counting(hidden, weight, targets, **kw):  # record which backend the trainer used
         calls["triton" if hidden.is_cuda and kernels.triton_available() else "torch"] += 1
         return original(hidden, weight, targets, **kw)
 
-    kernels.token_logprobs = counting  # the trainer imports it from the package at call time
+    logprobs.token_logprobs = counting  # the name the trainer's log-prob pass calls
     tok = tiny_tokenizer()
     out_dir = Path(os.environ.get("OUT", "/tmp")) / "smoke_run"
     cfg = GRPOConfig(model="tiny", use_peft=False, learning_rate=3e-3, num_generations=8, prompts_per_step=2,

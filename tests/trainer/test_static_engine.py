@@ -298,3 +298,19 @@ def test_fused_refused_for_a_peft_model_and_followed_otherwise(tok):
     assert not StaticCacheEngine(model, tok).fused
     with pytest.raises(InvalidArgument, match="fused"):
         StaticCacheEngine(model, tok, fused=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_head_dim_below_16_takes_the_transformers_path():
+    """tl.dot needs an inner dimension of at least 16: a tiny model (head_dim 8) on a GPU
+    decodes through the transformers modules instead of failing to compile (the trainer's
+    GPU smoke test found this)."""
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=3, hidden=32, layers=2).cuda().eval()
+    engine = StaticCacheEngine(model, tok)
+    assert not engine.fused
+    with pytest.raises(InvalidArgument, match="head_dim 8"):
+        StaticCacheEngine(model, tok, fused=True)
+    out = engine.generate([[1, 5, 6]], SamplingParams(num_generations=2, max_completion_length=4, seed=0))
+    assert len(out.completion_ids) == 2

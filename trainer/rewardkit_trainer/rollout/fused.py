@@ -20,7 +20,7 @@ compute the same math (used on CPU, and as the reference in the tests).
 
 Limits: model types llama, qwen2, mistral (no sliding window) with SiLU MLPs, plain
 ``nn.Linear`` projections (a peft-wrapped model takes the engine's transformers path),
-head_dim a power of two up to 256. Anything else: :meth:`FusedDecoder.unsupported` says
+head_dim a power of two up to 256 (at least 16 on a GPU). Anything else: :meth:`FusedDecoder.unsupported` says
 why and the engine decodes through the transformers modules as before.
 """
 
@@ -84,6 +84,9 @@ class FusedDecoder:
         d = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
         if d & (d - 1) or d > 256:
             return f"head_dim {d} (a power of two up to 256)"
+        param = next(causal.parameters(), None)
+        if d < 16 and param is not None and param.is_cuda:  # tl.dot's inner dimension on a GPU
+            return f"head_dim {d} (the Triton attention needs at least 16 on a GPU)"
         inner = getattr(causal, "model", None)
         if inner is None or not hasattr(inner, "layers") or not hasattr(inner, "rotary_emb"):
             return "no model.layers / model.rotary_emb"
