@@ -166,7 +166,7 @@ def test_sampling_metrics_report_gap_weights_and_masked_share(mode):
     engine = torch.tensor([[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # row 3: an empty completion
     entry = {"old": trainer, "eng": engine, "mask": mask, "is": importance_weights(trainer, engine, mask, mode, 3.0)}
-    m = sampling_metrics({0: entry}, mode)
+    m = sampling_metrics([entry], mode)
     assert m["sampling/sampling_logp_difference/mean"] == pytest.approx(2.2 / 5)
     assert m["sampling/sampling_logp_difference/max"] == pytest.approx(2.0)
     if mode == "token_truncate":  # five real tokens, the first capped

@@ -21,7 +21,7 @@ weighted by beta. Limits: no entropy bonus, no token-level reward shaping.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -259,14 +259,14 @@ LOSSES: dict[str, Callable[..., tuple[torch.Tensor, dict]]] = {
 }
 
 
-def sampling_metrics(fixed: dict[int, dict[str, torch.Tensor]], mode: str) -> dict[str, float]:
+def sampling_metrics(fixed: Sequence[dict[str, torch.Tensor]], mode: str) -> dict[str, float]:
     """|trainer - engine| token log-prob gap and the applied IS weights, over one step's batches.
 
     Weights are taken per real token in ``token_*`` modes and per sequence in ``sequence_*``
     modes (the zeroed ones of ``*_mask`` included, and counted in ``masked_share``).
     """
     gaps, weights = [], []
-    for e in fixed.values():
+    for e in fixed:  # one entry per micro-batch
         mask = e["mask"].bool()
         gap = (e["old"] - e["eng"]).abs()[mask]
         gaps.append(gap[~torch.isnan(gap)])

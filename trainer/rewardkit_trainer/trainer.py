@@ -159,26 +159,11 @@ class GRPOTrainer:
         batches = [list(range(i, min(i + mb, n))) for i in range(0, n, mb)]
         use_is = (r.vllm_importance_sampling_correction and rollout.logprobs is not None
                   and self.engine.name != "hf")  # the hf engine samples from these very weights
-        need_old = c.num_iterations > 1 or use_is
-        logprobs = partial(sequence_logprobs, temperature=c.temperature, pad_id=self.tokenizer.pad_token_id or 0)
-        fixed = {}  # per micro-batch: old/ref log-probs, IS weights (computed before any update)
-        for b, idx in enumerate(batches):
-            p = [prompts_rep[i] for i in idx]
-            comp = [rollout.completion_ids[i] for i in idx]
-            entry = {}
-            with torch.no_grad():
-                if need_old:
-                    entry["old"], mask = logprobs(self.policy, p, comp)
-                if c.beta > 0:
-                    entry["ref"] = reference_logprobs(self.model, self.ref_model, p, comp, temperature=c.temperature,
-                                                      pad_id=self.tokenizer.pad_token_id or 0, policy=self.policy)
-            if use_is:  # need_old is set, so "old" and its mask exist
-                eng = pad_rows([rollout.logprobs[i] for i in idx], entry["old"].shape[1], entry["old"].device)
-                entry["is"] = importance_weights(entry["old"], eng, mask, r.vllm_importance_sampling_mode,
-                                                 r.vllm_importance_sampling_cap)
-                entry["eng"], entry["mask"] = eng, mask
-            fixed[b] = entry
-        loss_fn = LOSSES[c.loss_type]
+        micro = [([prompts_rep[i] for i in idx], [rollout.completion_ids[i] for i in idx]) for idx in batches]
+        fixed = [self._before_update(p, comp, [rollout.logprobs[i] for i in idx] if use_is else None)
+                 for (p, comp), idx in zip(micro, batches)]
+        loss_kw = dict(epsilon=c.epsilon, epsilon_high=c.epsilon_high, beta=c.beta, num_sequences=num_seqs,
+                       num_tokens=num_tokens, max_completion_length=c.max_completion_length)
         # the fused loss pass (token-level losses; "auto": where it can pay, logprobs.pick_kernel
         # then decides per call by free memory)
         fused = c.loss_type in TokenLoss.TYPES and fused_may_pay(c.loss_kernel, self.model, self.device)
@@ -187,29 +172,10 @@ class GRPOTrainer:
         self.model.train()
         for _ in range(c.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
-            for b, idx in enumerate(batches):
-                p = [prompts_rep[i] for i in idx]
-                comp = [rollout.completion_ids[i] for i in idx]
-                norms = dict(num_sequences=num_seqs, num_tokens=num_tokens,
-                             max_completion_length=c.max_completion_length)
-                clip = dict(epsilon=c.epsilon, epsilon_high=c.epsilon_high, beta=c.beta)
+            for b, (idx, (p, comp)) in enumerate(zip(batches, micro)):
                 kept = torch.tensor([keep[i] for i in idx], dtype=torch.float32, device=self.device)[:, None]
-                a = adv[idx].to(self.device)
                 with self.parallel.accumulate(self.policy, last=b == len(batches) - 1):
-                    if fused:
-                        # per-token loss: computed with its gradients in the log-prob pass
-                        select = completion_mask(comp, self.device)
-                        token_loss = TokenLoss.build(c.loss_type, a, select * kept, select.bool(),
-                                                     old_logp=fixed[b].get("old"), ref_logp=fixed[b].get("ref"),
-                                                     is_weight=fixed[b].get("is"), **clip, **norms)
-                        loss, logp, mask = logprobs(self.policy, p, comp, token_loss=token_loss, kernel=c.loss_kernel)
-                        with torch.no_grad():  # the metrics, from the same log-probs
-                            m = loss_fn(logp, fixed[b].get("old", logp), a, mask * kept, is_weight=fixed[b].get("is"),
-                                        ref_logp=fixed[b].get("ref"), **clip, **norms)[1]
-                    else:
-                        logp, mask = logprobs(self.policy, p, comp)
-                        loss, m = loss_fn(logp, fixed[b].get("old", logp.detach()), a, mask * kept,
-                                          ref_logp=fixed[b].get("ref"), is_weight=fixed[b].get("is"), **clip, **norms)
+                    loss, m = self._loss(p, comp, fixed[b], adv[idx].to(self.device), kept, fused, loss_kw)
                     self.parallel.backward(loss)
                 m["loss"] = float(loss.detach())
                 for k, v in m.items():
@@ -228,6 +194,44 @@ class GRPOTrainer:
         # ranks' loss shares add up; grad_norm is global already; min/max over ranks; the rest
         # are per-rank means of equal-sized shares
         return self.parallel.reduce_metrics(out, sums=("loss",), same=("grad_norm",))
+
+    @torch.no_grad()
+    def _before_update(self, prompts, comp, engine_logprobs=None) -> dict[str, torch.Tensor]:
+        """One micro-batch's fixed inputs, computed before any update: the old log-probs
+        (several iterations, or importance sampling), the reference log-probs (``beta > 0``),
+        and, given the engine's own log-probs, those padded and the importance weights."""
+        c, r = self.config.grpo, self.config.rollout
+        pad = self.tokenizer.pad_token_id or 0
+        entry = {}
+        if c.num_iterations > 1 or engine_logprobs is not None:
+            entry["old"], mask = sequence_logprobs(self.policy, prompts, comp, temperature=c.temperature, pad_id=pad)
+        if c.beta > 0:
+            entry["ref"] = reference_logprobs(self.model, self.ref_model, prompts, comp, temperature=c.temperature,
+                                              pad_id=pad, policy=self.policy)
+        if engine_logprobs is not None:
+            eng = pad_rows(engine_logprobs, entry["old"].shape[1], entry["old"].device)
+            entry["is"] = importance_weights(entry["old"], eng, mask, r.vllm_importance_sampling_mode,
+                                             r.vllm_importance_sampling_cap)
+            entry["eng"], entry["mask"] = eng, mask
+        return entry
+
+    def _loss(self, prompts, completions, fixed, adv, kept, fused, loss_kw) -> tuple[torch.Tensor, dict]:
+        """One micro-batch's loss and metrics: its log-probs, then ``LOSSES[loss_type]``; or,
+        ``fused``, the loss computed with its gradients in the log-prob pass (the metrics
+        still from ``LOSSES``, on the same log-probs)."""
+        c = self.config.grpo
+        logprobs = partial(sequence_logprobs, self.policy, prompts, completions, temperature=c.temperature,
+                           pad_id=self.tokenizer.pad_token_id or 0)
+        loss_fn = LOSSES[c.loss_type]
+        kw = dict(ref_logp=fixed.get("ref"), is_weight=fixed.get("is"), **loss_kw)
+        if not fused:
+            logp, mask = logprobs()
+            return loss_fn(logp, fixed.get("old", logp.detach()), adv, mask * kept, **kw)
+        select = completion_mask(completions, self.device)
+        token_loss = TokenLoss.build(c.loss_type, adv, select * kept, select.bool(), old_logp=fixed.get("old"), **kw)
+        loss, logp, mask = logprobs(token_loss=token_loss, kernel=c.loss_kernel)
+        with torch.no_grad():
+            return loss, loss_fn(logp, fixed.get("old", logp), adv, mask * kept, **kw)[1]
 
     def _metrics(self, rollout, rewards, results, loss_metrics, seconds) -> dict[str, Any]:
         """Metrics of the global batch: ``rewards`` are every rank's already; the rest is gathered."""
