@@ -25,6 +25,7 @@ only when they are JSON.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -45,6 +46,7 @@ _NEVER = (Status.TIMEOUT, Status.ERROR)
 _SIMPLE = (str, int, float, bool, type(None))
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
     from ._version import __version__
 
@@ -100,6 +102,24 @@ def _load(text: str) -> Score:
     return Score(d["value"], Status(d["status"]), d.get("answer"), d.get("reason", ""), 0.0, d.get("details") or {})
 
 
+def _stored(score: Score) -> Score:
+    """What a hit returns, the same whether it came from memory or from sqlite: no elapsed
+    time, details only when they are JSON (without a JSON round trip when there are none)."""
+    details = score.details or {}
+    if details:
+        try:
+            details = json.loads(json.dumps(details))
+        except (TypeError, ValueError):
+            details = {}
+    return Score(score.value, score.status, score.answer, score.reason, 0.0, details)
+
+
+def _copy(score: Score) -> Score:
+    """A hit's own Score: callers may change its details without changing the cache."""
+    return Score(score.value, score.status, score.answer, score.reason, 0.0, dict(score.details)) \
+        if score.details else score
+
+
 class VerificationCache:
     """Scores by key, in memory and optionally in sqlite at ``path`` (see the module doc)."""
 
@@ -114,7 +134,7 @@ class VerificationCache:
                 raise invalid_argument("path", str(path), f"needs an existing folder ({parent} is not one)")
         self.path = None if path is None else str(Path(path).expanduser().resolve())
         self.max_items = max_items
-        self._memory: OrderedDict[str, str] = OrderedDict()
+        self._memory: OrderedDict[str, Score] = OrderedDict()  # normalised (_stored)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
@@ -124,11 +144,24 @@ class VerificationCache:
 
     # keys ------------------------------------------------------------------------------
     @staticmethod
-    def key(identity: str, text: str, row: Mapping[str, Any]) -> str:
-        """The cache key: a SHA-256 over the version, identity, text and row values."""
+    def row_digest(row: Mapping[str, Any]) -> str:
+        """A SHA-256 over a row's values (reference columns, prompt): computed once per row
+        and passed to :meth:`key` for every part that scores it."""
         cols = {str(k): _describe_value(v) for k, v in row.items()}
-        blob = json.dumps([_version(), identity, text, cols], sort_keys=True, ensure_ascii=False)
+        blob = json.dumps(cols, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @staticmethod
+    def key(identity: str, text: str, row: Mapping[str, Any] | None = None, *, row_digest: str | None = None) -> str:
+        """The cache key: a SHA-256 over the version, identity, text and row values (or the
+        row's :meth:`row_digest`, when the caller has it already)."""
+        digest = row_digest if row_digest is not None else VerificationCache.row_digest(row or {})
+        h = hashlib.sha256()
+        for field in (_version(), identity, digest, text):  # length-prefixed: no two splits collide
+            data = field.encode("utf-8", "surrogatepass")
+            h.update(b"%d:" % len(data))
+            h.update(data)
+        return h.hexdigest()
 
     # storage ---------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -143,8 +176,8 @@ class VerificationCache:
     def get(self, key: str) -> Score | None:
         """The stored Score or None; counts a hit or a miss."""
         with self._lock:
-            text = self._memory.get(key)
-            if text is not None:
+            score = self._memory.get(key)
+            if score is not None:
                 self._memory.move_to_end(key)
             elif self.path:
                 try:
@@ -153,30 +186,30 @@ class VerificationCache:
                     log.warning("verification cache read failed: %s", exc)
                     row = None
                 if row is not None:
-                    text = row[0]
-                    self._remember(key, text)
-            if text is None:
+                    score = _load(row[0])
+                    self._remember(key, score)
+            if score is None:
                 self.misses += 1
                 return None
             self.hits += 1
-        return _load(text)
+        return _copy(score)
 
     def put(self, key: str, score: Score) -> bool:
         """Store ``score`` unless it is a timeout or an error; True when stored."""
         if score.status in _NEVER:
             return False
-        text = _dump(score)
+        kept = _stored(score)
         with self._lock:
-            self._remember(key, text)
+            self._remember(key, kept)
             if self.path:
                 try:
-                    self._connection().execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?)", (key, text))
+                    self._connection().execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?)", (key, _dump(kept)))
                 except sqlite3.Error as exc:
                     log.warning("verification cache write failed: %s", exc)
         return True
 
-    def _remember(self, key: str, text: str) -> None:
-        self._memory[key] = text
+    def _remember(self, key: str, score: Score) -> None:
+        self._memory[key] = score
         self._memory.move_to_end(key)
         while len(self._memory) > self.max_items:
             self._memory.popitem(last=False)

@@ -447,6 +447,7 @@ class Rubric:
         need: list[list[int]] = []
         keys: list[list[str | None]] = []
         copies: list[dict[int, int]] = []  # per part: duplicate index -> index scored
+        digests: list[str] = []  # per row, once for all parts (its columns and prompt)
         for j, part in enumerate(parts):
             ident = part.cache_identity() if self.cache is not None else None
             if ident is None:
@@ -455,9 +456,10 @@ class Rubric:
                 copies.append({})
                 continue
             part_keys, todo, first, dup = [], [], {}, {}
-            for i in range(n):
-                row = _with_prompt(rows[i], prompts[i])
-                key = self.cache.key(ident, part.cache_text(completion_text(completions[i]), row), row)
+            full_rows = [_with_prompt(rows[i], prompts[i]) for i in range(n)]
+            digests = digests or [self.cache.row_digest(row) for row in full_rows]
+            for i, row in enumerate(full_rows):
+                key = self.cache.key(ident, part.cache_text(completion_text(completions[i]), row), row_digest=digests[i])
                 part_keys.append(key)
                 if key in first:
                     dup[i] = first[key]

@@ -140,3 +140,26 @@ def test_stored_scores_round_trip_and_keys_separate(text, gold, value, extra):
     score = Score.wrong(value, "r", answer=text)
     cache.put(key, score)
     assert cache.get(key) == score
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_a_hit_is_the_same_from_memory_or_sqlite_and_is_the_callers_own(tmp_path, on_disk):
+    """Memory keeps Scores (no JSON round trip) but a hit must look like one read back from
+    sqlite: no elapsed time, JSON details kept, other details dropped, and a copy the caller
+    may change without changing the cache."""
+    from rewardkit import Score
+
+    path = str(tmp_path / "c.sqlite") if on_disk else None
+    cache = VerificationCache(path)
+    key = cache.key("id", "text", {"answer": "1"})
+    cache.put(key, Score.ok(1.0, "fine", answer="1", steps=[1, 2], note="x"))
+    cache.put(cache.key("id", "other", {}), Score.ok(0.5, "odd", blob=object()))
+    if on_disk:
+        cache = VerificationCache(path)  # a fresh process's view: sqlite only
+    hit = cache.get(key)
+    assert (hit.value, hit.answer, hit.reason, hit.elapsed) == (1.0, "1", "fine", 0.0)
+    assert hit.details == {"steps": [1, 2], "note": "x"}
+    hit.details["note"] = "changed"
+    assert cache.get(key).details["note"] == "x"
+    assert cache.get(cache.key("id", "other", {})).details == {}
+    assert cache.key("id", "ab", {}) != cache.key("ida", "b", {})  # fields never run together
