@@ -105,6 +105,19 @@ def _content_text(content: Any) -> str:
     return value_text(content)[0] or ""
 
 
+def batch_rows(n: int, prompts: Sequence[Any] | None, columns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """:func:`row_columns`, then each row's ``prompt`` from ``prompts`` (one per completion,
+    else ``InvalidArgument``): the rows every ``score_batch`` works on."""
+    rows = row_columns(n, columns)
+    if prompts is not None:
+        prompts = list(prompts)
+        if len(prompts) != n:
+            raise invalid("prompts", f"<{len(prompts)} prompts>", f"must match the {n} completions")
+        for row, p in zip(rows, prompts):
+            row["prompt"] = p
+    return rows
+
+
 def row_columns(n: int, kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Split TRL-style ``**kwargs`` (each dataset column a per-row list) into per-row dicts.
 
@@ -246,18 +259,16 @@ class Component:
         in rewardkit's process pool with a hard per-item ``timeout`` (seconds): an item
         that overruns is killed and gets ``Status.TIMEOUT``.
         """
-        n = len(completions)
-        rows = row_columns(n, columns)
-        if prompts is not None:
-            prompts = list(prompts)
-            if len(prompts) != n:
-                raise invalid("prompts", f"<{len(prompts)} prompts>", f"must match the {n} completions")
-            for row, p in zip(rows, prompts):
-                row["prompt"] = p
+        rows = batch_rows(len(completions), prompts, columns)
         if workers:
             from ._scoring_pool import score_in_pool
 
             return score_in_pool(self, list(completions), rows, workers=workers, timeout=timeout)
+        return self._score_rows(list(completions), rows)
+
+    def _score_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
+        """Score a checked batch in this process, one row dict per completion (``prompt``
+        included). Override for batched or concurrent scoring; never raises on model output."""
         return [self.score(c, **row) for c, row in zip(completions, rows)]
 
     # TRL reward-function contract ------------------------------------------------------

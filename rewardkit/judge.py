@@ -41,7 +41,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from ._async import run_sync
-from ._component import Verifier, completion_text, prompt_text, value_text
+from ._component import Verifier, batch_rows, completion_text, prompt_text, value_text
 from ._score import Score, Status, describe
 from .errors import invalid_argument
 
@@ -200,16 +200,21 @@ class _JudgeBase(Verifier):
         return "judge-reply(" + json.dumps(opts, sort_keys=True, default=repr) + ")"
 
     def _score(self, text: str, **columns: Any) -> Score:
-        single = {k: [v] for k, v in columns.items()}
-        return run_sync(lambda: self.ascore_batch([text], **single))[0]
+        return run_sync(lambda: self._ascore_rows([text], [columns]))[0]
 
-    def score_batch(self, completions: Sequence[Any], *, prompts: Sequence[Any] | None = None,
-                    workers: int | None = None, timeout: float | None = None, **columns: Any) -> list[Score]:
+    def _score_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
         """All calls of the batch concurrently (up to ``max_concurrency``); with ``workers``
         the base class's process pool scores item by item instead."""
-        if workers:
-            return super().score_batch(completions, prompts=prompts, workers=workers, timeout=timeout, **columns)
-        return run_sync(lambda: self.ascore_batch(list(completions), prompts=prompts, **columns))
+        return run_sync(lambda: self._ascore_rows(completions, rows))
+
+    async def ascore_batch(self, completions: Sequence[Any], *, prompts: Sequence[Any] | None = None,
+                           **columns: Any) -> list[Score]:
+        """Scores in input order; never raises on what the endpoint does. ``columns`` are
+        per-row lists (``prompt``, the reference); mis-shaped ones raise ``InvalidArgument``."""
+        return await self._ascore_rows(list(completions), batch_rows(len(completions), prompts, columns))
+
+    async def _ascore_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
+        raise NotImplementedError
 
     # one request, with retries -----------------------------------------------------------
     async def _chat(self, client: Any, gate: asyncio.Semaphore, messages: list[dict]) -> str:
@@ -286,11 +291,6 @@ def _question(prompt: Any) -> str:
     return prompt_text(prompt, ("user",)) or completion_text(prompt)
 
 
-def _column(columns: Mapping[str, Any], name: str, n: int) -> list[Any]:
-    values = columns.get(name)
-    return list(values) if values is not None else [None] * n
-
-
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "\n[... truncated]"
 
@@ -336,12 +336,9 @@ class Judge(_JudgeBase):
                   "instructions": _INSTRUCTIONS[self.grade].format(low=low, high=high)}
         return self._render(fields)
 
-    async def ascore_batch(self, completions: Sequence[Any], *, prompts: Sequence[Any] | None = None,
-                           **columns: Any) -> list[Score]:
-        """Scores in input order; never raises. ``columns`` may hold ``prompt`` and the reference."""
-        n = len(completions)
-        prompts = list(prompts) if prompts is not None else _column(columns, "prompt", n)
-        refs = _column(columns, self.reference_column, n)
+    async def _ascore_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
+        prompts = [r.get("prompt") for r in rows]
+        refs = [r.get(self.reference_column) for r in rows]
         gate = asyncio.Semaphore(self.max_concurrency)
         async with self._client() as client:
             return list(await asyncio.gather(*(self._one(client, gate, c, p, r)
@@ -400,11 +397,10 @@ class GroupJudge(_JudgeBase):
                   "reference": value_text(reference)[0] or "(none)", "count": len(completions)}
         return self._render(fields)
 
-    async def ascore_batch(self, completions: Sequence[Any], *, prompts: Sequence[Any] | None = None,
-                           **columns: Any) -> list[Score]:
+    async def _ascore_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
         n = len(completions)
-        prompts = list(prompts) if prompts is not None else _column(columns, "prompt", n)
-        refs = _column(columns, self.reference_column, n)
+        prompts = [r.get("prompt") for r in rows]
+        refs = [r.get(self.reference_column) for r in rows]
         groups: list[list[int]] = []
         for i in range(n):
             same = groups and i - 1 in groups[-1] and _same(prompts[i], prompts[i - 1]) and len(groups[-1]) < self.max_group

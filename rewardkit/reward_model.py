@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ._component import Verifier, completion_text, prompt_text, row_columns, value_text
+from ._component import Verifier, completion_text, prompt_text, value_text
 from ._score import Score, Status, describe
 from .errors import invalid_argument
 
@@ -110,20 +110,12 @@ class RewardModel(Verifier):
     def _score(self, text: str, **columns: Any) -> Score:
         return self._batch([text], [columns.get("prompt")])[0]
 
-    def score_batch(self, completions: Sequence[Any], *, prompts: Sequence[Any] | None = None,
-                    workers: int | None = None, timeout: float | None = None, **columns: Any) -> list[Score]:
+    def _score_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
         """The whole list in batches of ``batch_size`` (the pool, with ``workers``, goes item by item)."""
-        if workers:
-            return super().score_batch(completions, prompts=prompts, workers=workers, timeout=timeout, **columns)
-        n = len(completions)
-        rows = row_columns(n, columns)
-        if prompts is None:
-            prompts = [r.get("prompt") for r in rows]
-        elif len(prompts) != n:
-            raise invalid_argument("prompts", f"<{len(prompts)} prompts>", f"must match the {n} completions")
+        prompts = [r.get("prompt") for r in rows]
         out: list[Score] = []
-        for i in range(0, n, self.batch_size):
-            out.extend(self._batch(list(completions[i:i + self.batch_size]), list(prompts[i:i + self.batch_size])))
+        for i in range(0, len(completions), self.batch_size):
+            out.extend(self._batch(completions[i:i + self.batch_size], prompts[i:i + self.batch_size]))
         return out
 
     def _batch(self, completions: list, prompts: list) -> list[Score]:

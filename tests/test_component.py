@@ -112,3 +112,26 @@ def test_a_column_of_the_wrong_shape_raises_naming_it(columns, match):
 def test_prompts_of_the_wrong_length_raise():
     with pytest.raises(InvalidArgument, match="prompts="):
         EchoColumn().score_batch(["7", "8"], prompts=["p"], answer=["7", "8"])
+
+
+def test_every_batched_scorer_checks_the_batch_shape_before_scoring():
+    """score_batch and ascore_batch of the components that batch on their own (judges,
+    the code verifier, the math verifier's threads) check prompts and columns like the base:
+    a prompt list of another length raises InvalidArgument naming it (a judge once zipped
+    it away and returned fewer scores than completions), before any request or run."""
+    import asyncio
+
+    from rewardkit import InvalidArgument
+    from rewardkit.judge import GroupJudge, Judge
+    from rewardkit.verifiers import CodeTests, MathEquivalence
+
+    dead = "http://127.0.0.1:9/v1"  # nothing listens: a request would fail, not raise
+    for component in (Judge("Is it right?", base_url=dead, model="m"), GroupJudge(base_url=dead, model="m"),
+                      CodeTests(), MathEquivalence()):
+        with pytest.raises(InvalidArgument, match="prompts"):
+            component.score_batch(["a", "b", "c"], prompts=["p1", "p2"])
+        with pytest.raises(InvalidArgument, match="answer"):
+            component.score_batch(["a", "b"], answer=["1"])
+    for judge in (Judge("Is it right?", base_url=dead, model="m"), GroupJudge(base_url=dead, model="m")):
+        with pytest.raises(InvalidArgument, match="prompts"):
+            asyncio.run(judge.ascore_batch(["a", "b"], prompts=["p"]))

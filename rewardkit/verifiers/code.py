@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-from .._component import Verifier, completion_text, row_columns
+from .._component import Verifier, completion_text
 from .._score import Score, Status
 from ..errors import invalid
 from .. import sandbox as _sandbox
@@ -241,13 +241,12 @@ class CodeTests(Verifier):
         ``workers`` and ``timeout`` are accepted for the base signature; concurrency
         comes from the sandbox pool and each run has this verifier's ``timeout``.
         """
+        return super().score_batch(completions, prompts=prompts, **columns)
+
+    def _score_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
         import time
 
         start = time.perf_counter()
-        rows = row_columns(len(completions), columns)
-        if prompts is not None:
-            for row, prompt in zip(rows, prompts):
-                row.setdefault("prompt", prompt)
         texts = [completion_text(c) for c in completions]
         try:
             scores = self._score_texts(texts, rows)

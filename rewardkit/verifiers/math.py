@@ -235,17 +235,14 @@ class MathEquivalence(Verifier):
         """``score`` from asyncio, run in a thread so the event loop keeps going."""
         return await asyncio.to_thread(self.score, completion, **columns)
 
-    def score_batch(self, completions: Any, *, prompts: Any = None, workers: int | None = None,
-                    timeout: float | None = None, **columns: Any) -> list[Score]:
-        """As the base, but with ``workers`` unset hard pairs run concurrently in threads,
+    def _score_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
+        """In-process batches (``workers`` unset): hard pairs run concurrently in threads,
         one a math worker, so a batch with several sympy cases keeps every worker busy."""
-        if workers or len(completions) < 2:
-            return super().score_batch(completions, prompts=prompts, workers=workers, timeout=timeout, **columns)
+        if len(completions) < 2:
+            return super()._score_rows(completions, rows)
         from concurrent.futures import ThreadPoolExecutor
 
-        from .._component import row_columns
         from .._math.pool import default_pool
 
-        rows = row_columns(len(completions), columns)
         with ThreadPoolExecutor(max_workers=default_pool().size) as ex:
             return list(ex.map(lambda cr: self.score(cr[0], **cr[1]), zip(completions, rows)))
