@@ -216,9 +216,14 @@ class Component:
         return f"{type(self).__name__}(name={self.name!r})"
 
     # caching (rewardkit.cache) -----------------------------------------------------------
+    #: attributes that do not change a verdict (how calls are made, counters, loaded
+    #: state): left out of :meth:`cache_identity`
+    cache_ignores: tuple[str, ...] = ()
+
     def cache_identity(self) -> str:
-        """What makes two instances give the same verdicts: class and options. Override when
-        an attribute that matters has no stable repr."""
+        """What makes two instances give the same verdicts: class and options (every
+        attribute but ``cache_ignores``). Override when an attribute that matters has no
+        stable repr."""
         from .cache import identity
 
         return identity(self)

@@ -55,11 +55,14 @@ def _version() -> str:
 
 def identity(component: Any) -> str:
     """``module.Class(option=value, ...)`` from the instance's attributes, private ones
-    included (options often live in ``self._opts``); callables show as their qualified name."""
+    included (options often live in ``self._opts``), but not the class's ``cache_ignores``;
+    callables show as their qualified name."""
     cls = type(component)
+    skip = set(getattr(cls, "cache_ignores", ()))
     items = []
     for key, value in sorted(vars(component).items()):
-        items.append(f"{key}={_describe(value, 1)}")
+        if key not in skip:
+            items.append(f"{key}={_describe(value, 1)}")
     return f"{cls.__module__}.{cls.__qualname__}({', '.join(items)})"
 
 

@@ -156,10 +156,14 @@ def _check_common(base_url, model, api_key_env, max_concurrency, timeout, max_re
     return {"base_url": base_url.rstrip("/"), "model": model}
 
 
+_OPERATIONAL = ("cache", "calls", "max_concurrency", "timeout", "max_retries", "backoff", "api_key_env")
+
+
 class _JudgeBase(Verifier):
     """What both judges share: the endpoint, retries, concurrency and the cache."""
 
     range = (0.0, 1.0)
+    cache_ignores = _OPERATIONAL  # counters, the cache and how calls are made are no options
 
     def __init__(self, rubric, *, base_url, model, api_key_env, reference_column, template, max_concurrency,
                  timeout, max_retries, backoff, temperature, max_tokens, cache, name, placeholders) -> None:
@@ -178,10 +182,6 @@ class _JudgeBase(Verifier):
         self.backoff, self.temperature, self.max_tokens = float(backoff), float(temperature), max_tokens
         self.cache = as_cache(cache)
         self.calls = 0  # requests sent (retries included); for tests and benchmarks
-
-    def cache_identity(self) -> str | None:  # counters, the cache and how calls are made are no options
-        opts = {k: v for k, v in vars(self).items() if k not in _OPERATIONAL}
-        return f"{type(self).__module__}.{type(self).__qualname__}({json.dumps(opts, sort_keys=True, default=repr)})"
 
     def _render(self, fields: Mapping[str, Any]) -> list[dict]:
         """The template's system and user messages with ``fields`` filled in."""
@@ -262,9 +262,6 @@ class _JudgeBase(Verifier):
                 self.cache.put(key, Score.ok(1.0, "judge reply", reply=reply))
             return reply
         raise _Failure(Status.ERROR, f"{last} after {self.max_retries + 1} attempts")
-
-
-_OPERATIONAL = ("cache", "calls", "max_concurrency", "timeout", "max_retries", "backoff", "api_key_env")
 
 
 def _retry_after(value: str | None) -> float:

@@ -34,6 +34,7 @@ class RewardModel(Verifier):
 
     default_name = "reward_model"
     range = (-math.inf, math.inf)
+    cache_ignores = ("device", "batch_size", "_loaded", "_lock")  # where and how it runs, not what it says
 
     def __init__(self, path: str, *, device: str | None = None, batch_size: int = 8, max_length: int = 1024,
                  label_index: int = 0, sigmoid: bool = False, separator: str = "\n", dtype: str = "float32",
@@ -62,10 +63,6 @@ class RewardModel(Verifier):
             self.range = (0.0, 1.0)
         self._loaded: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
-
-    def cache_identity(self) -> str:
-        return f"{type(self).__module__}.RewardModel({self.path!r}, label={self.label_index}, sigmoid={self.sigmoid}, " \
-               f"max_length={self.max_length}, separator={self.separator!r}, dtype={self.dtype})"
 
     def __getstate__(self) -> dict:  # workers load their own copy
         return {k: v for k, v in vars(self).items() if k not in ("_loaded", "_lock")}

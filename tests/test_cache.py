@@ -163,3 +163,23 @@ def test_a_hit_is_the_same_from_memory_or_sqlite_and_is_the_callers_own(tmp_path
     assert cache.get(key).details["note"] == "x"
     assert cache.get(cache.key("id", "other", {})).details == {}
     assert cache.key("id", "ab", {}) != cache.key("ida", "b", {})  # fields never run together
+
+
+def test_cache_identity_leaves_out_what_does_not_change_a_verdict(tmp_path):
+    """One identity rule (class and attributes, minus the class's cache_ignores): a judge's
+    concurrency, retries and timeout, a reward model's device and batch size do not split
+    the cache; the judge's model or rubric and the reward model's label do."""
+    from rewardkit.judge import Judge
+    from rewardkit.reward_model import RewardModel
+
+    url = "http://127.0.0.1:9/v1"
+    j = Judge("Is it right?", base_url=url, model="m")
+    assert j.cache_identity() == Judge("Is it right?", base_url=url, model="m", max_concurrency=2, timeout=3.0,
+                                       max_retries=0, backoff=0.5).cache_identity()
+    assert j.cache_identity() != Judge("Is it right?", base_url=url, model="m2").cache_identity()
+    assert j.cache_identity() != Judge("Is it correct?", base_url=url, model="m").cache_identity()
+    (tmp_path / "rm").mkdir()
+    (tmp_path / "rm" / "config.json").write_text('{"num_labels": 2}')
+    rm = RewardModel(str(tmp_path / "rm"), device="cpu")
+    assert rm.cache_identity() == RewardModel(str(tmp_path / "rm"), device="cpu", batch_size=32).cache_identity()
+    assert rm.cache_identity() != RewardModel(str(tmp_path / "rm"), device="cpu", label_index=1).cache_identity()
