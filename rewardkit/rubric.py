@@ -457,7 +457,7 @@ class Rubric:
                 continue
             part_keys, todo, first, dup = [], [], {}, {}
             full_rows = [_with_prompt(rows[i], prompts[i]) for i in range(n)]
-            digests = digests or [self.cache.row_digest(row) for row in full_rows]
+            digests = digests or _row_digests(self.cache, full_rows)
             for i, row in enumerate(full_rows):
                 key = self.cache.key(ident, part.cache_text(completion_text(completions[i]), row), row_digest=digests[i])
                 part_keys.append(key)
@@ -587,6 +587,20 @@ def _gated(score: Score, gate: str, verdict: Score) -> Score:
     if verdict.status in (Status.OK, Status.WRONG) or not score.value:
         return score
     return Score.wrong(0.0, reason=f"gated: {gate} is {verdict.status}: {verdict.reason}"[:240])
+
+
+def _row_digests(cache: Any, rows: list[dict]) -> list[str]:
+    """Each row's cache digest; rows made of the very same objects (a group's G rows share
+    its prompt and columns) are described once. Object ids are stable here: ``rows`` holds
+    every object for the whole call."""
+    seen: dict[tuple, str] = {}
+    out = []
+    for row in rows:
+        ident = tuple((k, id(v)) for k, v in row.items())
+        if ident not in seen:
+            seen[ident] = cache.row_digest(row)
+        out.append(seen[ident])
+    return out
 
 
 def _subset(idx: list[int], completions: list, prompts: list, rows: list[dict], extras: Mapping[str, Any]):

@@ -183,3 +183,21 @@ def test_cache_identity_leaves_out_what_does_not_change_a_verdict(tmp_path):
     rm = RewardModel(str(tmp_path / "rm"), device="cpu")
     assert rm.cache_identity() == RewardModel(str(tmp_path / "rm"), device="cpu", batch_size=32).cache_identity()
     assert rm.cache_identity() != RewardModel(str(tmp_path / "rm"), device="cpu", label_index=1).cache_identity()
+
+
+def test_row_digests_of_a_group_are_described_once_and_equal_each_rows_own():
+    from rewardkit.rubric import _row_digests
+
+    prompt = [{"role": "user", "content": "What is 2 + 3?"}]
+    rows = [{"prompt": prompt, "answer": "5"} for _ in range(4)] + [{"prompt": list(prompt), "answer": "6"}]
+    calls = []
+
+    class Counting(VerificationCache):
+        @staticmethod
+        def row_digest(row):
+            calls.append(row)
+            return VerificationCache.row_digest(row)
+
+    digests = _row_digests(Counting(), rows)
+    assert digests == [VerificationCache.row_digest(r) for r in rows]
+    assert len(set(digests)) == 2 and len(calls) == 2  # the group once, the other row once
