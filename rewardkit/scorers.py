@@ -17,6 +17,7 @@ answers beyond about 1e308 or with more than 1,000 characters count as unparseab
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Callable
@@ -64,6 +65,13 @@ def placeholder(content: str, examples: frozenset[str] = frozenset()) -> bool:
     return core in PLACEHOLDERS or core in examples
 
 
+@functools.lru_cache(maxsize=64)  # a group's G completions share one prompt
+def _examples(shown: str, answer: tuple[str, str], reasoning: tuple[str, str] | tuple) -> frozenset[str]:
+    """The contents of the answer and reasoning blocks the prompt itself shows."""
+    return frozenset(" ".join(c.split()).casefold() for pair in (answer, reasoning) if pair
+                     for c in _blocks(shown, pair))  # fmt: skip
+
+
 def template_echo(text: str, answer: tuple[str, str], reasoning: tuple[str, str] | tuple = (),
                   prompt: Any = None) -> str:
     """Why ``text`` echoes a format template instead of using it, or "" when it does not.
@@ -75,14 +83,12 @@ def template_echo(text: str, answer: tuple[str, str], reasoning: tuple[str, str]
     """
     if text.count(answer[0]) > 1:
         return f"{text.count(answer[0])} {answer[0]} blocks, not one"
-    shown = prompt_text(prompt)[:100_000]
-    examples = frozenset(" ".join(c.split()).casefold() for pair in (answer, reasoning) if pair
-                         for c in _blocks(shown, pair))  # fmt: skip
     answers = _blocks(text, answer)
-    if answers and placeholder(answers[0], examples):
-        return f"the answer {answers[0].strip()[:40]!r} is a template placeholder"
-    if reasoning:
-        thoughts = _blocks(text, reasoning)
+    thoughts = _blocks(text, reasoning) if reasoning else []
+    if answers or thoughts:  # only then can a block echo the prompt's own examples
+        examples = _examples(prompt_text(prompt)[:100_000], answer, reasoning)
+        if answers and placeholder(answers[0], examples):
+            return f"the answer {answers[0].strip()[:40]!r} is a template placeholder"
         if thoughts and placeholder(thoughts[0], examples):
             return f"the reasoning {thoughts[0].strip()[:40]!r} is a template placeholder"
     if answers:
