@@ -219,6 +219,9 @@ class Component:
     #: attributes that do not change a verdict (how calls are made, counters, loaded
     #: state): left out of :meth:`cache_identity`
     cache_ignores: tuple[str, ...] = ()
+    #: False where the component brings its own concurrency (``CodeTests``: the sandbox
+    #: pool), so ``score_batch(workers=...)`` scores in this process all the same
+    process_pool: bool = True
 
     def cache_identity(self) -> str:
         """What makes two instances give the same verdicts: class and options (every
@@ -265,7 +268,7 @@ class Component:
         that overruns is killed and gets ``Status.TIMEOUT``.
         """
         rows = batch_rows(len(completions), prompts, columns)
-        if workers:
+        if workers and self.process_pool:
             from ._scoring_pool import score_in_pool
 
             return score_in_pool(self, list(completions), rows, workers=workers, timeout=timeout)

@@ -152,7 +152,9 @@ class Part:
             # the whole batch at once, so a component's own batching runs (MathEquivalence
             # fans hard pairs out to its math workers); one row each in the process pool
             rows = [_with_prompt(r, p) for r, p in zip(rows, prompts)]
-            keys = dict.fromkeys(k for r in rows for k in r)
+            if type(self.func).score_batch is Component.score_batch:  # the rows go straight to its batch seam
+                return list(self.func._score_rows(list(completions), rows))
+            keys = dict.fromkeys(k for r in rows for k in r)  # a score_batch of its own: by columns
             if keys.keys() & {"prompts", "workers", "timeout"}:  # columns that score_batch would mistake
                 return [self.func.score(c, **r) for c, r in zip(completions, rows)]
             return list(self.func.score_batch(completions, **{k: [r.get(k) for r in rows] for k in keys}))

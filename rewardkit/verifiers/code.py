@@ -101,6 +101,7 @@ class CodeTests(Verifier):
     """
 
     default_name = "code_tests"
+    process_pool = False  # a batch's runs go to the sandbox pool at once (see _score_rows)
 
     def __init__(
         self,
@@ -227,23 +228,9 @@ class CodeTests(Verifier):
             pos += n
         return [s if s is not None else Score.error() for s in scores]
 
-    def score_batch(
-        self,
-        completions: Sequence[Any],
-        *,
-        prompts: Sequence[Any] | None = None,
-        workers: int | None = None,
-        timeout: float | None = None,
-        **columns: Sequence[Any],
-    ) -> list[Score]:
-        """Score many completions with every run going through the sandbox pool at once.
-
-        ``workers`` and ``timeout`` are accepted for the base signature; concurrency
-        comes from the sandbox pool and each run has this verifier's ``timeout``.
-        """
-        return super().score_batch(completions, prompts=prompts, **columns)
-
     def _score_rows(self, completions: list, rows: list[dict[str, Any]]) -> list[Score]:
+        """Every run of the batch goes through the sandbox pool at once (``score_batch``'s
+        ``workers`` and ``timeout`` do not apply: each run has this verifier's ``timeout``)."""
         import time
 
         start = time.perf_counter()

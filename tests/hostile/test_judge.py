@@ -347,11 +347,8 @@ def test_candidate_names_never_shadow_builtins_or_setup():
     assert verifier.score(_fenced(HONEST + "\nexpected = -1\nabs = len = None"), **row).value == 1.0
 
 
-def test_no_zombies_or_leftover_processes_after_judged_runs(verifier):
-    for _ in range(5):
-        verifier.score(_fenced(HONEST), **ROWS["check"])
-    me = str(os.getpid())
-    zombies = []
+def _zombie_children() -> set[str]:
+    me, out = str(os.getpid()), set()
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -359,5 +356,14 @@ def test_no_zombies_or_leftover_processes_after_judged_runs(verifier):
         except OSError:
             continue
         if fields[1] == me and fields[0] == "Z":
-            zombies.append(pid)
-    assert zombies == []
+            out.add(pid)
+    return out
+
+
+def test_no_zombies_or_leftover_processes_after_judged_runs(verifier):
+    # only the runs' own: this process is a child subreaper (the sandbox pool), so orphans
+    # of subprocesses that other tests started may be parked here already
+    before = _zombie_children()
+    for _ in range(5):
+        verifier.score(_fenced(HONEST), **ROWS["check"])
+    assert _zombie_children() - before == set()
