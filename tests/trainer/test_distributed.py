@@ -279,3 +279,17 @@ def test_full_fine_tuning_with_vllm_two_ranks_make_the_same_update_as_one(tmp_pa
     start = load_file(str(tmp_path / "model" / "model.safetensors"))
     final = _weights(tmp_path / "two")  # gathered from the shards at the end
     assert final.keys() <= start.keys() and max(float((final[k] - start[k]).abs().max()) for k in final) > 1e-4
+    # resumed from step 1's checkpoint: the engine (built from the initial weights) must take
+    # the loaded shards before it samples step 2, or step 2 and the weights differ
+    (tmp_path / "resumed").mkdir()
+    shutil.copytree(tmp_path / "two" / "checkpoint-1", tmp_path / "resumed" / "checkpoint-1")
+    config = _config(tmp_path, "resumed", "full", 2)
+    config.write_text(config.read_text() + 'rollout_engine = "vllm"\n')
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "rewardkit_trainer",
+           str(config), "--resume"]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [m["step"] for m in _metrics(tmp_path / "resumed")] == [2]
+    again = _weights(tmp_path / "resumed")
+    for k in final:
+        assert torch.allclose(final[k], again[k], atol=1e-5, rtol=0), k
