@@ -77,8 +77,12 @@ output_dir = "{root / name}"
     return path
 
 
-def _torchrun(*args: str, config: Path, wait: bool = True):
-    cmd = [sys.executable, "-m", "torch.distributed.run", *args, "-m", "rewardkit_trainer", str(config)]
+def _torchrun(*args: str, config: Path, wait: bool = True, then: tuple[str, ...] = ()):
+    """torchrun ``args`` -m rewardkit_trainer ``config`` ``then``. One node: ``--standalone``
+    (a free local port per run, so a run never meets the last one's rendezvous)."""
+    if "--nnodes" not in args:
+        args = ("--standalone", *args)
+    cmd = [sys.executable, "-m", "torch.distributed.run", *args, "-m", "rewardkit_trainer", str(config), *then]
     if not wait:
         return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
@@ -191,11 +195,7 @@ def test_two_rank_checkpoint_resumes_on_one_rank(base, lora_two):
     out = base / "reshard"
     out.mkdir()
     shutil.copytree(lora_two / "checkpoint-4", out / "checkpoint-4")
-    cfg = _config(base, "reshard", "lora", 5)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "1", "-m", "rewardkit_trainer",
-           str(cfg), "--resume"]
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _torchrun("--nproc-per-node", "1", config=_config(base, "reshard", "lora", 5), then=("--resume",))
     assert [r["step"] for r in _metrics(out)] == [5]  # it resumed, it did not start over
     a, b = _weights(lora_two), _weights(out)
     for k in a:  # resharded: the same run to float rounding, not bit-exact
@@ -220,10 +220,7 @@ def test_one_process_checkpoint_resumes_under_torchrun_for_lora(base):
                            capture_output=True, text=True, timeout=240)
     assert first.returncode == 0, first.stderr[-3000:]
     assert (base / "single" / "checkpoint-2" / "state.pt").is_file()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "rewardkit_trainer",
-           str(cfg), "--resume"]
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _torchrun("--nproc-per-node", "2", config=cfg, then=("--resume",))
     assert [r["step"] for r in _metrics(base / "single")] == [1, 2, 3]  # steps 1-2 alone, then 3 on 2 ranks
     assert torch.load(base / "single" / "checkpoint-3" / "meta.pt", weights_only=False)["world_size"] == 2
 
@@ -285,10 +282,7 @@ def test_full_fine_tuning_with_vllm_two_ranks_make_the_same_update_as_one(tmp_pa
     shutil.copytree(tmp_path / "two" / "checkpoint-1", tmp_path / "resumed" / "checkpoint-1")
     config = _config(tmp_path, "resumed", "full", 2)
     config.write_text(config.read_text() + 'rollout_engine = "vllm"\n')
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "rewardkit_trainer",
-           str(config), "--resume"]
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _torchrun("--nproc-per-node", "2", config=config, then=("--resume",))
     assert [m["step"] for m in _metrics(tmp_path / "resumed")] == [2]
     again = _weights(tmp_path / "resumed")
     for k in final:
