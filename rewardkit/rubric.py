@@ -449,7 +449,9 @@ class Rubric:
         need: list[list[int]] = []
         keys: list[list[str | None]] = []
         copies: list[dict[int, int]] = []  # per part: duplicate index -> index scored
-        digests: list[str] = []  # per row, once for all parts (its columns and prompt)
+        full_rows: list[dict] = []  # once for all cached parts: rows with their prompt,
+        digests: list[str] = []  # their cache digests
+        texts: list[str] = []  # and the completions' texts
         for j, part in enumerate(parts):
             ident = part.cache_identity() if self.cache is not None else None
             if ident is None:
@@ -457,11 +459,13 @@ class Rubric:
                 keys.append([None] * n)
                 copies.append({})
                 continue
+            if not full_rows and n:
+                full_rows = [_with_prompt(rows[i], prompts[i]) for i in range(n)]
+                digests = _row_digests(self.cache, full_rows)
+                texts = [completion_text(c) for c in completions]
             part_keys, todo, first, dup = [], [], {}, {}
-            full_rows = [_with_prompt(rows[i], prompts[i]) for i in range(n)]
-            digests = digests or _row_digests(self.cache, full_rows)
             for i, row in enumerate(full_rows):
-                key = self.cache.key(ident, part.cache_text(completion_text(completions[i]), row), row_digest=digests[i])
+                key = self.cache.key(ident, part.cache_text(texts[i], row), row_digest=digests[i])
                 part_keys.append(key)
                 if key in first:
                     dup[i] = first[key]
