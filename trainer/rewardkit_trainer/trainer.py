@@ -113,7 +113,7 @@ class GRPOTrainer:
         rewards, pooled = both[:, 0].contiguous(), both[:, 1].contiguous()  # reductions as over a flat list
         # advantages: each reward against its group's (a group never spans ranks)
         adv = group_advantages(pooled, g, c.scale_rewards)[offset * g : offset * g + len(totals)]
-        sampling = {k: self.parallel.mean(v) for k, v in sampling.items()}
+        sampling = self.parallel.reduce_metrics(sampling)  # means over ranks, one collective
         # 4-5. loss and optimizer step(s); then the engine follows the new weights
         prompts_rep = [p for p in prompt_ids for _ in range(g)]
         loss_metrics = self._optimize(prompts_rep, rollout, adv)
