@@ -52,18 +52,11 @@ class Draw:
                     [self.totals[i] for i in rows], [self.results[i] for i in rows], self.rewards[rows], dict(self.stats))
 
 
-def concat(draws: list[Draw]) -> Draw:
+def concat(draws: list[Draw], stats: dict) -> Draw:
+    """The draws' groups as one Draw whose rollout carries ``stats`` (the sampling work)."""
     first = draws[0]
-    if len(draws) == 1:
-        return first
     r0 = first.rollout
     logprobs = None if any(d.rollout.logprobs is None for d in draws) else [x for d in draws for x in d.rollout.logprobs]
-    stats = dict(r0.stats)
-    for key in ("seconds", "tokens"):
-        if all(key in d.rollout.stats for d in draws):
-            stats[key] = sum(d.rollout.stats[key] for d in draws)
-    if "seconds" in stats and "tokens" in stats and stats["seconds"]:
-        stats["tokens_per_s"] = stats["tokens"] / stats["seconds"]
     rollout = type(r0)(prompt_ids=[x for d in draws for x in d.rollout.prompt_ids],
                        completion_ids=[x for d in draws for x in d.rollout.completion_ids],
                        texts=[x for d in draws for x in d.rollout.texts],
@@ -118,14 +111,15 @@ def fill_groups(draw: Callable[[int, int], Draw], num_prompts: int, g: int, *, e
             kept.append(s.select(take, g))
             have += len(take)
             padded += len(take)
-    batch = concat(kept)
     # the rollout's time and tokens are those of the draws made, each counted once (a draw
     # split between kept and padded groups would otherwise count twice)
+    stats = dict(first.rollout.stats)
     for key in ("seconds", "tokens"):
         if all(key in st for st in made):
-            batch.rollout.stats[key] = sum(st[key] for st in made)
-    if batch.rollout.stats.get("seconds"):
-        batch.rollout.stats["tokens_per_s"] = batch.rollout.stats.get("tokens", 0) / batch.rollout.stats["seconds"]
+            stats[key] = sum(st[key] for st in made)
+    if stats.get("seconds"):
+        stats["tokens_per_s"] = stats.get("tokens", 0) / stats["seconds"]
+    batch = concat(kept, stats)
     metrics.update({"dynamic_sampling/refills": float(draws - 1), "dynamic_sampling/padded_groups": float(padded),
                     "dynamic_sampling/groups_with_signal": float(num_prompts - padded)})
     return batch, metrics
