@@ -43,17 +43,15 @@ def sequence_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], completio
     device = next(model.parameters()).device
     seqs = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids)]
     width = max(len(s) for s in seqs)
-    t_max = max(1, max(len(c) for c in completion_ids))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     attn = torch.zeros((len(seqs), width), dtype=torch.long)
     targets = torch.full((len(seqs), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(seqs), t_max), dtype=torch.bool)
+    mask = completion_mask(completion_ids).bool()
     for i, (s, p, c) in enumerate(zip(seqs, prompt_ids, completion_ids)):
         ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
         attn[i, : len(s)] = 1
         if c:  # position t predicts token t+1: completion token j sits at len(p)+j
             targets[i, len(p) - 1 : len(s) - 1] = torch.tensor(list(c), dtype=torch.long)
-            mask[i, : len(c)] = True
     extra = {} if token_loss is None else {"token_loss": token_loss, "kernel": kernel}
     if getattr(model, "is_logprob_head", False):  # under DDP/FSDP2 (distributed.LogprobHead)
         lp = model(ids.to(device), attn.to(device), targets.to(device), temperature, **extra)
