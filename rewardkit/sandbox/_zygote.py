@@ -205,6 +205,11 @@ def _template(sock):
             os._exit(0)
         if not msg:
             os._exit(0)
+        if msg == b"ping":  # the worker's check, after each task, that we are alive
+            for fd in fds:
+                os.close(fd)
+            sock.send(b"pong")
+            continue
         try:
             req = json.loads(msg)
             req["compiled"] = _compiled(compiled, req["code"])
@@ -463,9 +468,22 @@ class Worker:
             if self.template is not None:
                 left = set(_pids()) - spare if self.pid1 else set(_children()) - spare
                 if not left:
-                    return None
+                    return None if self._template_answers() else "the template died"
             time.sleep(0.001)
         return "processes survived the sweep"
+
+    def _template_answers(self):
+        """Whether the template still answers. A task may have killed it (``kill(-1)`` reaches
+        it): its SIGKILL is pending the moment kill() returns, but it is reaped only some time
+        later, so a waitpid() here could miss it and the next task would get the blame. A
+        killed process never answers again, so a ping decides at once."""
+        sock = self.template_sock
+        try:
+            sock.settimeout(2.0)
+            sock.send(b"ping")
+            return sock.recv(16) == b"pong"
+        except OSError:
+            return False
 
     def _clean_files(self):
         problems = []

@@ -343,3 +343,17 @@ def test_foreign_syscall_abi_is_killed(contained):
         pytest.skip("the seccomp filter is x86-64 only")
     res = contained("import ctypes\nctypes.CDLL(None).syscall(0x40000000 | 39)\nprint('survived')")
     assert res.status is ExecStatus.KILLED and "survived" not in res.stdout
+
+
+def test_a_task_that_kills_the_template_is_the_one_blamed(pool):
+    # kill(-1) inside the sandbox reaches the worker's template. The template is reaped
+    # only some time after the task ends, so the sweep once missed it now and then, and
+    # the *next*, innocent task got the anomaly (and the worker was recycled after it).
+    for _ in range(20):
+        res = pool.run("import os, signal\nos.kill(-1, signal.SIGKILL)")
+        assert res.ok
+        assert not pool._idle, "the worker whose template the task killed was kept"
+        pool.run("pass")
+        kept = [w.proc.pid for w in pool._idle]
+        assert pool.run("print('innocent')").stdout == "innocent\n"
+        assert [w.proc.pid for w in pool._idle] == kept, "an innocent task's worker was recycled"
