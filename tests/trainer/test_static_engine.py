@@ -175,14 +175,42 @@ def test_invalid_arguments(tok, model, kwargs):
         StaticCacheEngine(model, tok, **kwargs)
 
 
-def test_refuses_sliding_window_and_empty_prompts(tok, model):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+def _sliding_models(vocab, window):
+    from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    cfg = Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, use_sliding_window=True, sliding_window=8,
-                      max_window_layers=0)
-    with pytest.raises(InvalidArgument, match="sliding"):
-        StaticCacheEngine(Qwen2ForCausalLM(cfg), tok)
+    torch.manual_seed(1)
+    shape = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2)
+    # Mistral slides on every layer with no switch; Qwen2 only with use_sliding_window
+    return [MistralForCausalLM(MistralConfig(sliding_window=window, **shape)).eval(),
+            Qwen2ForCausalLM(Qwen2Config(use_sliding_window=True, sliding_window=window, max_window_layers=0,
+                                         **shape)).eval()]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_sliding_window_models_run_inside_their_window_and_are_refused_past_it(tok, which):
+    model = _sliding_models(len(tok), 12)[which]
+    prompt = _prompts(tok, ["abcd"])[0]
+    eng = StaticCacheEngine(model, tok, eos_token_ids=())
+    assert eng.window == 12
+    fits = 12 - len(prompt)
+    r = eng.generate([prompt], SamplingParams(num_generations=1, max_completion_length=fits, top_k=1, seed=0))
+    assert r.completion_ids[0] == _greedy_ref(model, prompt, fits)  # the model's own windowed attention
+    with pytest.raises(InvalidArgument, match="max_completion_length.*sliding window"):
+        eng.generate([prompt], SamplingParams(num_generations=1, max_completion_length=fits + 1, seed=0))
+
+
+def test_window_off_or_absent_is_no_limit(tok, model):
+    from transformers import Qwen2Config
+
+    from rewardkit_trainer.rollout.static import _sliding_window
+
+    assert _sliding_window(model.config) is None  # Llama: no window at all
+    assert _sliding_window(Qwen2Config(use_sliding_window=False, sliding_window=8)) is None
+    assert _sliding_window(_sliding_models(64, 8)[0].config) == 8
+
+
+def test_refuses_empty_prompts(tok, model):
     eng = StaticCacheEngine(model, tok)
     with pytest.raises(InvalidArgument, match="prompt_ids"):
         eng.generate([[]], SamplingParams(num_generations=2, max_completion_length=2))

@@ -18,7 +18,8 @@ attention reads only the filled slots. On CUDA the elementwise steps and the att
 run as Triton kernels (:mod:`.decode_kernels`); elsewhere the PyTorch references below
 compute the same math (used on CPU, and as the reference in the tests).
 
-Limits: model types llama, qwen2, mistral (no sliding window) with SiLU MLPs, plain
+Limits: model types llama, qwen2, mistral (a sliding window only while a whole sequence
+fits it: the engine refuses longer calls) with SiLU MLPs, plain
 ``nn.Linear`` projections (a peft-wrapped model takes the engine's transformers path),
 head_dim a power of two up to 256 (at least 16 on a GPU). Anything else: :meth:`FusedDecoder.unsupported` says
 why and the engine decodes through the transformers modules as before.

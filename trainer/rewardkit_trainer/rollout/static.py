@@ -24,7 +24,9 @@ semantics, same ``Rollout``):
 Limits: decoder-only transformers models whose attention layers call
 ``past_key_values.update(k, v, layer_idx)`` and then the attention interface named by
 ``config._attn_implementation`` (Llama, Qwen2, Mistral, Qwen3 and alike in transformers
-5.x); no sliding-window layers and no logit soft-capping (refused at construction).
+5.x); no logit soft-capping (refused at construction). A sliding-window model (Mistral,
+Qwen2 with ``use_sliding_window``) runs while prompt + completion fit its window, where
+attending to every earlier token is the same thing; a longer call is refused.
 Prefill is one forward per prompt chunk (no chunked prefill), so a very long prompt
 needs its activations once. Rows that end early keep decoding padding until every row
 ends or the next EOS check. On CPU the same code runs eagerly (no graphs).
@@ -213,6 +215,9 @@ class StaticCacheEngine(RolloutEngine):
         self.share_prompt_kv, self.share_threshold_bytes = share_prompt_kv, share_threshold_bytes
         cfg = unwrap(model).config
         _check_supported(cfg)
+        # every earlier token is attended to: exact for a sliding-window model while a whole
+        # sequence fits its window (checked per generate call)
+        self.window = _sliding_window(cfg)
         if eos_token_ids is None:
             eos_token_ids = _model_eos_ids(tokenizer, model)
         self.eos_ids = sorted({int(e) for e in eos_token_ids})
@@ -267,6 +272,13 @@ class StaticCacheEngine(RolloutEngine):
         start = time.perf_counter()
         if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
             raise invalid_argument("prompt_ids", f"{len(prompt_ids)} prompts", "must be non-empty token lists")
+        longest = max(len(p) for p in prompt_ids) + params.max_completion_length
+        if self.window is not None and longest > self.window:
+            raise invalid_argument(
+                "max_completion_length", params.max_completion_length,
+                f"plus the longest prompt ({longest - params.max_completion_length} tokens) must fit the model's "
+                f"{self.window}-token sliding window: StaticCacheEngine attends to every earlier token "
+                "(the vLLM engine slides the window)")
         causal = unwrap(self.model)
         device = _device_of(causal)
         if self.fused and (self._fused is None or not self._fused.layers):
@@ -469,10 +481,24 @@ def _capture(step, st: _State):
     return graph
 
 
+def _sliding_window(cfg: Any) -> int | None:
+    """The window (tokens) that any attention layer of ``cfg`` slides over, or None.
+
+    Mistral sets ``sliding_window`` with no switch (every layer slides); Qwen2 and others
+    carry ``use_sliding_window`` and/or per-layer ``layer_types``.
+    """
+    window = getattr(cfg, "sliding_window", None)
+    if not window:
+        return None
+    layer_types = getattr(cfg, "layer_types", None)
+    if layer_types:
+        return int(window) if any("sliding" in str(t) for t in layer_types) else None
+    if hasattr(cfg, "use_sliding_window"):
+        return int(window) if cfg.use_sliding_window else None
+    return int(window)
+
+
 def _check_supported(cfg: Any) -> None:
-    layer_types = getattr(cfg, "layer_types", None) or []
-    if getattr(cfg, "use_sliding_window", False) or any("sliding" in str(t) for t in layer_types):
-        raise invalid_argument("model", type(cfg).__name__, "must not use sliding-window attention (StaticCacheEngine)")
     if getattr(cfg, "attn_logit_softcapping", None):
         raise invalid_argument("model", type(cfg).__name__, "must not use attention logit soft-capping (StaticCacheEngine)")
     if getattr(cfg, "is_encoder_decoder", False):
