@@ -11,12 +11,12 @@ One sandboxed run holds two processes:
   It holds neither the tests, the tokens nor the result channel.
 
 The judge's tests see the candidate's functions as proxies. A call crosses as data: the
-arguments go over a pipe as Python literals the judge writes, the candidate runs the
-function and sends back tagged JSON (None, bool, int, float, complex, str, bytes, tuple,
-list, set, frozenset, dict, nested) that the judge decodes, a value of those kinds, an exception (type name and message) or a failure. The
-judge never unpickles or evaluates what the candidate sends; it decodes data. So the
-candidate can only return values, raise, or fail: it cannot see or change the tests,
-the assertions, the builtins they use or the verdict. Instances of classes the
+arguments go over a pipe as Python literals the judge writes; the candidate runs the
+function and answers in tagged JSON, which the judge decodes: a value (None, bool, int,
+float, complex, str, bytes, tuple, list, set, frozenset, dict, nested), an exception (type
+name and message) or a failure. The judge never unpickles or evaluates what the candidate
+sends; it decodes data. So the candidate can only return values, raise, or fail: it
+cannot see or change the tests, the assertions, the builtins they use or the verdict. Instances of classes the
 candidate defines (constructed by calling the class) come back as opaque handles that
 compare by identity, have no truth value, and whose public attributes and methods cross
 the same way. Lists, dicts and sets passed as arguments are written back after the call,

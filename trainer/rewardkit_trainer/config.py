@@ -44,6 +44,7 @@ __all__ = ["GRPOConfig", "ModelConfig", "DataConfig", "RewardConfig", "GRPOParam
            "RolloutConfig", "SFTConfig", "RunConfig", "load_config", "resolve_rollout_engine"]
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo")
+LOSS_KERNELS = ("auto", "fused", "unfused")
 SCALE_REWARDS = ("group", "batch", "none")
 IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
@@ -584,7 +585,7 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "num_generations": _num_generations, "max_completion_length": _integer(1), "temperature": _number(),
     "top_p": _top_p, "top_k": _integer(0), "beta": _number(allow_zero=True), "epsilon": _epsilon,
     "epsilon_high": _number(allow_none=True), "loss_type": _choice(*LOSS_TYPES),
-    "loss_kernel": _choice("auto", "fused", "unfused"),
+    "loss_kernel": _choice(*LOSS_KERNELS),
     "scale_rewards": _choice(*SCALE_REWARDS), "num_iterations": _integer(1),
     # optim
     "learning_rate": _number(), "weight_decay": _number(allow_zero=True), "warmup_steps": _integer(0),

@@ -15,13 +15,12 @@ from typing import Any, Sequence
 
 import torch
 
+from .config import LOSS_KERNELS
 from .kernels import fused_extra_bytes, fused_token_loss, token_logprobs
 from .models import decoder_and_head, reference_context
 
 __all__ = ["sequence_logprobs", "hidden_logprobs", "reference_logprobs", "pad_rows", "completion_mask",
            "pick_kernel", "fused_may_pay", "LOSS_KERNELS"]
-
-LOSS_KERNELS = ("auto", "fused", "unfused")
 
 
 def completion_mask(completion_ids: Sequence[Sequence[int]], device: Any = None) -> torch.Tensor:
@@ -60,11 +59,9 @@ def sequence_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], completio
     loss = None
     if token_loss is not None:
         loss, lp = lp
-    out = torch.zeros(mask.shape, dtype=torch.float32, device=device)
-    out = out.masked_scatter(mask.to(device), lp)
-    if token_loss is not None:
-        return loss, out, mask.to(device).float()
-    return out, mask.to(device).float()
+    mask = mask.to(device)
+    out = torch.zeros(mask.shape, dtype=torch.float32, device=device).masked_scatter(mask, lp)
+    return (out, mask.float()) if token_loss is None else (loss, out, mask.float())
 
 
 def hidden_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor, targets: torch.Tensor,
@@ -93,7 +90,12 @@ def fused_may_pay(kernel: str, model: Any, device: Any) -> bool:
     if kernel != "auto":
         return kernel == "fused"
     _, weight = decoder_and_head(model)
-    return torch.device(device).type == "cuda" and weight.requires_grad and weight.shape[1] >= 2048
+    return _fused_shape(torch.device(device).type == "cuda", weight)
+
+
+def _fused_shape(cuda: bool, weight: torch.Tensor) -> bool:
+    """Where ``auto`` considers the fused pass: CUDA, a trainable lm_head at least 2048 wide."""
+    return cuda and weight.requires_grad and weight.shape[1] >= 2048
 
 
 def pick_kernel(kernel: str, hidden: torch.Tensor, weight: torch.Tensor) -> str:
@@ -110,7 +112,7 @@ def pick_kernel(kernel: str, hidden: torch.Tensor, weight: torch.Tensor) -> str:
         raise ValueError(f"kernel={kernel!r} must be one of {LOSS_KERNELS}")
     if kernel != "auto":
         return kernel
-    if not (hidden.is_cuda and weight.requires_grad and weight.shape[1] >= 2048):
+    if not _fused_shape(hidden.is_cuda, weight):
         return "unfused"
     need = fused_extra_bytes(hidden.shape[0], weight.shape[0], weight.shape[1], weight.element_size(), True)
     free, _ = torch.cuda.mem_get_info(hidden.device)

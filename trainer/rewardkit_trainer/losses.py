@@ -8,7 +8,7 @@ Micro-batching: pass ``num_sequences`` / ``num_tokens`` for the WHOLE optimizer 
 that the sum of micro-batch losses equals the full-batch loss exactly (dapo's token
 normalizer and dr_grpo's constant are global, grpo's and gspo's are per sequence).
 
-Fused kernels (``kernels.fused_grpo_loss``) need, per token, only d loss / d logp. For the
+Fused kernels (``kernels.fused_token_loss``) need, per token, only d loss / d logp. For the
 token-level losses (grpo, dr_grpo, dapo, bnpo) the loss is sum_t w_t * objective_t:
 ``TOKEN_WEIGHTS[loss_type]`` gives w_t (normalisation times mask) and ``token_objective``
 the objective and its derivative. gspo is sequence-level and has no entry there.

@@ -1,8 +1,9 @@
 """Per-token log-probs of ``hidden @ weight.T / temperature`` without materializing [N, V].
 
 ``token_logprobs`` is the log-prob entry point; ``fused_token_loss`` (``_fused``) computes a
-per-token loss and its gradients in the same pass, three matmuls instead of four. On CUDA tensors it runs the Triton kernels in
-``_triton`` (when triton imports); elsewhere the pure-PyTorch chunked path in ``_torch``.
+per-token loss and its gradients in the same pass, three matmuls instead of four. On CUDA
+tensors ``token_logprobs`` runs the Triton kernels in ``_triton`` (when triton imports);
+elsewhere the pure-PyTorch chunked path in ``_torch``.
 Force either with ``backend="torch"|"triton"`` or the env var ``REWARDKIT_LOGPROB_BACKEND``
 (same values; ``auto`` is the default). The Triton path also runs on CPU tensors under
 ``TRITON_INTERPRET=1`` (slow; used by the tests).

@@ -272,18 +272,18 @@ class StaticCacheEngine(RolloutEngine):
         start = time.perf_counter()
         if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
             raise invalid_argument("prompt_ids", f"{len(prompt_ids)} prompts", "must be non-empty token lists")
-        longest = max(len(p) for p in prompt_ids) + params.max_completion_length
-        if self.window is not None and longest > self.window:
+        width = max(len(p) for p in prompt_ids)
+        if self.window is not None and width + params.max_completion_length > self.window:
             raise invalid_argument(
                 "max_completion_length", params.max_completion_length,
-                f"plus the longest prompt ({longest - params.max_completion_length} tokens) must fit the model's "
+                f"plus the longest prompt ({width} tokens) must fit the model's "
                 f"{self.window}-token sliding window: StaticCacheEngine attends to every earlier token "
                 "(the vLLM engine slides the window)")
         causal = unwrap(self.model)
         device = _device_of(causal)
         if self.fused and (self._fused is None or not self._fused.layers):
             self._refresh()
-        state = self._state(len(prompt_ids), params, max(len(p) for p in prompt_ids), causal, device)
+        state = self._state(len(prompt_ids), params, width, causal, device)
         cfg = causal.config
         was_training, old_attn = causal.training, cfg._attn_implementation
         causal.eval()
